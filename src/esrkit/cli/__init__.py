@@ -1,0 +1,36 @@
+"""Command-line entry point ``esrkit``.
+
+Each sub-command lives in its own module and registers itself on the shared :data:`app`. User errors
+(:class:`esrkit.errors.EsrkitError`) become a one-line message on stderr and exit code 2, like typer's own usage
+errors; anything else keeps its traceback because it is a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import EsrkitError
+from . import challenge, convert, evaluate, models, profile, report  # noqa: F401  (command registration)
+from ._app import app
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input)."""
+    try:
+        app(args=argv, prog_name="esrkit", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except EsrkitError as exc:
+        print(f"esrkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("esrkit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared building blocks (to be written)."""

@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests that need reference material read it from ``../shared`` (beside the checkout) or from
+``$ESRKIT_SHARED``, and skip with a reason when it is absent: a user's fresh clone has no ``../shared``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_root() -> Path:
+    env = os.environ.get("ESRKIT_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+SHARED = _shared_root()
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under the shared folder, or skip the calling test with a reason naming what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference material not found: {path} (set ESRKIT_SHARED or place shared/ beside the repo)")
+    return path
+
+
+@pytest.fixture
+def shared() -> Path:
+    """Root of the shared reference folder (skips when absent)."""
+    return shared_path()
