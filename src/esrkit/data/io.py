@@ -1,0 +1,143 @@
+"""Image reading and writing with one defined in-memory form.
+
+Every reader returns an ``H×W×3`` RGB ``numpy.uint8`` array (or float32 in [0, 1] with ``dtype="float32"``),
+whatever the file holds, because SR models and the challenges' metrics are defined on 8-bit RGB:
+
+* grayscale (``L``, ``I;16``, ``I``) is replicated to three channels;
+* palette images are expanded through their palette;
+* alpha is **dropped** (not composited): SR benchmarks have no transparency, and compositing would invent a
+  background colour. Callers that need alpha must read it themselves;
+* 16-bit grayscale is read at full precision and mapped to 8 bits by ``round(v / 257)`` (exact inverse of the
+  ``v * 257`` widening), or to float by ``v / 65535``. 16-bit RGB PNGs are reduced to 8 bits by Pillow's decoder
+  (high byte) before we see them; this is documented rather than hidden.
+
+Writers are atomic: the image is encoded into a temporary file in the destination folder and renamed over the
+target, so an interrupted or failed write never leaves a partial image behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageReadError, InputError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".avif")
+_WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                  ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True when the name has one of the readable image extensions (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray:
+    """Read an image file into the defined RGB form (see module docstring).
+
+    Raises :class:`InputError` when the path does not exist and :class:`ImageReadError` when it cannot be decoded
+    (corrupt, truncated, not an image).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now so truncation surfaces here, not later
+            array = _to_rgb_array(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot decode image ({_short(exc)})") from None
+    if dtype == "uint8":
+        return array if array.dtype == np.uint8 else _sixteen_to_eight(array)
+    if dtype == "float32":
+        scale = 255.0 if array.dtype == np.uint8 else 65535.0
+        return (array.astype(np.float32) / scale).astype(np.float32)
+    raise InputError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Pillow image → H×W×3 uint8, or uint16 for 16-bit grayscale (kept precise for the float path)."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        gray = np.asarray(img)
+        if mode == "I":  # 32-bit ints, as Pillow loads some 16-bit PNG/TIFF
+            gray = np.clip(gray, 0, 65535)
+        gray = gray.astype(np.uint16)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # drops alpha, replicates L, converts CMYK/YCbCr/LA
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def _sixteen_to_eight(array: np.ndarray) -> np.ndarray:
+    return np.floor(array.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+
+
+def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, *, quality: int | None = None,
+                value_range: float = 1.0) -> Path:
+    """Write an RGB image atomically; the format follows the extension (PNG, AVIF, JPEG, WebP, BMP, TIFF).
+
+    ``image`` is an H×W×3 uint8 array, or a tensor (C,H,W)/(1,C,H,W) in ``[0, value_range]`` that is rounded to
+    uint8 first. ``quality`` applies to lossy formats (AVIF/JPEG/WebP).
+    """
+    path = Path(path)
+    fmt = _WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: cannot write {path.suffix or 'extension-less'} files; use one of "
+                         f"{', '.join(sorted(_WRITE_FORMATS))}")
+    array = tensor_to_image(image, value_range) if isinstance(image, torch.Tensor) else image
+    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+        raise InputError(f"{path}: expected an H×W×3 uint8 image, got {array.dtype} {array.shape}")
+    params = {} if quality is None else {"quality": int(quality)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(array).save(fh, format=fmt, **params)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def image_to_tensor(image: np.ndarray, value_range: float = 1.0) -> torch.Tensor:
+    """H×W×3 uint8 → 1×3×H×W float32 in ``[0, value_range]`` (1.0 for esrkit models, 255 for EDSR-style code)."""
+    if image.dtype != np.uint8:
+        raise InputError(f"expected a uint8 image, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
+    tensor = tensor.unsqueeze(0)
+    return tensor if value_range == 255.0 else tensor.mul_(value_range / 255.0)
+
+
+def tensor_to_image(tensor: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """(1,)3×H×W tensor in ``[0, value_range]`` → H×W×3 uint8: clipped, then rounded half-to-even exactly like
+    the papers' test code (``np.uint8((x.clip(0, 1) * 255).round())``), before any metric is computed."""
+    if tensor.dim() == 4:
+        if tensor.shape[0] != 1:
+            raise InputError(f"expected a single image, got a batch of {tensor.shape[0]}")
+        tensor = tensor[0]
+    if tensor.dim() != 3:
+        raise InputError(f"expected a C×H×W tensor, got shape {tuple(tensor.shape)}")
+    scaled = tensor.detach().float().cpu() * (255.0 / value_range)
+    array = scaled.clamp_(0, 255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    return np.ascontiguousarray(array)
+
+
+def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop H and W down to multiples of ``scale`` from the top-left (the benchmarks' HR convention)."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]

@@ -1,0 +1,99 @@
+"""Fidelity metrics exactly as the efficient-SR papers compute them.
+
+* Both images are uint8 (the SR output is rounded before scoring), HR is mod-cropped to the scale, and
+  ``border`` pixels (default: the scale) are cut from every side.
+* **PSNR** over all pixels (and channels) in float64 with peak 255.
+* **SSIM** is Wang et al.'s MATLAB ``ssim_index``: 11×11 Gaussian window, σ = 1.5, valid filtering,
+  K1 = 0.01, K2 = 0.03, L = 255; on RGB it is the mean of the three per-channel SSIMs.
+* **Y** is ITU-R BT.601 luma as MATLAB's ``rgb2ycbcr`` on uint8 gives it:
+  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (R, G, B in 0..255), **rounded to uint8** like MATLAB and
+  the IMDN/RFDN/RLFN test code. (BasicSR keeps Y unrounded; ``round_y=False`` reproduces that convention.)
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+__all__ = ["calculate_metrics", "psnr", "rgb_to_y", "ssim"]
+
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+
+
+def rgb_to_y(image: np.ndarray, round_y: bool = True) -> np.ndarray:
+    """H×W×3 uint8 RGB → H×W float64 BT.601 luma in [16, 235] (rounded to integers like MATLAB by default)."""
+    y = image.astype(np.float64) @ _Y_WEIGHTS + 16.0
+    return np.round(y) if round_y else y
+
+
+def _crop(image: np.ndarray, border: int) -> np.ndarray:
+    return image[border:-border, border:-border] if border > 0 else image
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR (dB) of two same-shape arrays on the 0..255 scale; ``inf`` when identical."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+@lru_cache(maxsize=4)
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(ax**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g).view(1, 1, size, size)
+
+
+def _ssim_plane(a: torch.Tensor, b: torch.Tensor) -> float:
+    """SSIM of two 2-D float64 planes on the 0..255 scale (MATLAB ssim_index, 'valid' filtering)."""
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    window = _gaussian_window()
+    x = torch.stack([a, b, a * a, b * b, a * b]).unsqueeze(1)  # 5×1×H×W
+    mu_a, mu_b, e_aa, e_bb, e_ab = F.conv2d(x, window).squeeze(1)
+    var_a, var_b, cov = e_aa - mu_a**2, e_bb - mu_b**2, e_ab - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+    return float((num / den).mean())
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of H×W or H×W×C images on the 0..255 scale; for C channels the mean of per-channel SSIMs."""
+    if a.shape != b.shape:
+        raise InputError(f"SSIM needs equal shapes, got {a.shape} and {b.shape}")
+    if min(a.shape[:2]) < 11:
+        raise InputError(f"SSIM needs images of at least 11×11 after the border crop, got {a.shape[:2]}")
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    if ta.dim() == 2:
+        return _ssim_plane(ta, tb)
+    return float(np.mean([_ssim_plane(ta[..., c], tb[..., c]) for c in range(ta.shape[-1])]))
+
+
+def calculate_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, border: int | None = None,
+                      round_y: bool = True) -> dict[str, float]:
+    """PSNR and SSIM on RGB and on Y of one SR/HR pair, the papers' way (see module docstring).
+
+    ``sr`` and ``hr`` are H×W×3 uint8. ``hr`` is mod-cropped to ``scale``; ``sr`` must then have its size.
+    ``border`` defaults to ``scale``. Returns ``{"psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y"}``.
+    """
+    if sr.dtype != np.uint8 or hr.dtype != np.uint8:
+        raise InputError(f"metrics are defined on uint8 images, got {sr.dtype} and {hr.dtype}")
+    h, w = hr.shape[:2]
+    hr = hr[: h - h % scale, : w - w % scale]
+    if sr.shape != hr.shape:
+        raise InputError(f"SR shape {sr.shape} does not match the mod-cropped HR shape {hr.shape}")
+    border = scale if border is None else border
+    sr_c, hr_c = _crop(sr, border), _crop(hr, border)
+    y_sr, y_hr = rgb_to_y(sr_c, round_y), rgb_to_y(hr_c, round_y)
+    return {
+        "psnr_rgb": psnr(sr_c, hr_c),
+        "ssim_rgb": ssim(sr_c, hr_c),
+        "psnr_y": psnr(y_sr, y_hr),
+        "ssim_y": ssim(y_sr, y_hr),
+    }
