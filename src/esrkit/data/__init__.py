@@ -1,0 +1,1 @@
+"""Image I/O, resizing (MATLAB-exact bicubic) and benchmark datasets."""
