@@ -66,7 +66,7 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(InputError, match="no such image"):
         read_image(tmp_path / "nope.png")
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
-    with pytest.raises(ImageReadError, match="junk.png"):
+    with pytest.raises(ImageReadError, match=r"junk\.png"):
         read_image(tmp_path / "junk.png")
     good = write_image(tmp_path / "ok.png", RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     data = good.read_bytes()

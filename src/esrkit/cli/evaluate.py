@@ -1,1 +1,98 @@
-"""(to be written)"""
+"""``esrkit evaluate``: PSNR/SSIM of a model on benchmarks, the papers' protocol."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import InputError
+from ._app import app
+
+
+@app.command()
+def evaluate(
+    data: Annotated[list[str], typer.Option("--data", help="Benchmark folder or standard name (repeatable).")],
+    model: Annotated[str | None, typer.Option("--model", help="Zoo model or baseline (bicubic, lanczos).")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON here.")] = None,
+    save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
+) -> None:
+    """Evaluate PSNR/SSIM (RGB and Y) of a model on benchmarks, the papers' way."""
+    from ..data.datasets import resolve_benchmark
+    from ..evaluate import evaluate_benchmark, results_document, write_json_atomic
+    from ..infer import Upscaler
+
+    if model is None and weights is None:
+        raise InputError("give --model NAME and/or --weights FILE")
+    if weights is not None and not weights.is_file():
+        raise InputError(f"--weights {weights}: no such file")
+    if scale is None:
+        scale = _checkpoint_scale(weights) if weights is not None else 4
+    if scale < 1:
+        raise InputError(f"--scale {scale}: must be a positive integer")
+    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision)
+    benches = [resolve_benchmark(d, scale, data_root) for d in data]
+    label = model or weights.stem  # type: ignore[union-attr]
+
+    # SR images go to a staging folder first and move into place only when the whole run succeeded.
+    staging = Path(tempfile.mkdtemp(prefix=".esrkit-sr-", dir=_existing_parent(save_dir.parent))) if save_dir else None
+    console = Console(stderr=True)
+    results = []
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            for bench in benches:
+                task = progress.add_task(f"{label} ×{scale} {bench.name}", total=len(bench))
+                results.append(evaluate_benchmark(upscaler, bench, border=border, save_dir=staging,
+                                                  on_image=lambda _s, t=task: progress.advance(t)))
+        if staging is not None and save_dir is not None:
+            _publish(staging, save_dir)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    table = Table(title=f"{label} ×{scale}")
+    for col in ("dataset", "n", "PSNR-RGB", "SSIM-RGB", "PSNR-Y", "SSIM-Y"):
+        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for r in results:
+        table.add_row(r.dataset, str(r.n), f"{r.psnr_rgb:.2f}", f"{r.ssim_rgb:.4f}", f"{r.psnr_y:.2f}",
+                      f"{r.ssim_y:.4f}")
+    Console().print(table)
+    if json_out is not None:
+        extra = {"weights": str(weights)} if weights is not None else {}
+        write_json_atomic(json_out, results_document(label, results, **extra))
+
+
+def _checkpoint_scale(weights: Path) -> int:
+    from ..checkpoints import load_checkpoint
+    from ..models import get_config
+
+    config = get_config(load_checkpoint(weights))
+    return config.scale if config is not None else 4
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _publish(staging: Path, save_dir: Path) -> None:
+    """Move finished SR images from the staging folder into ``save_dir`` (per-file atomic renames)."""
+    for src in staging.rglob("*"):
+        if src.is_file():
+            dst = save_dir / src.relative_to(staging)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            src.replace(dst)

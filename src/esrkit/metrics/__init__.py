@@ -26,7 +26,7 @@ __all__ = ["calculate_metrics", "psnr", "rgb_to_y", "ssim"]
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
 
 
-def rgb_to_y(image: np.ndarray, round_y: bool = True) -> np.ndarray:
+def rgb_to_y(image: np.ndarray, round_y: bool = False) -> np.ndarray:
     """H×W×3 uint8 RGB → H×W float64 BT.601 luma in [16, 235] (rounded to integers like MATLAB by default)."""
     y = image.astype(np.float64) @ _Y_WEIGHTS + 16.0
     return np.round(y) if round_y else y
@@ -76,7 +76,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def calculate_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, border: int | None = None,
-                      round_y: bool = True) -> dict[str, float]:
+                      round_y: bool = False) -> dict[str, float]:
     """PSNR and SSIM on RGB and on Y of one SR/HR pair, the papers' way (see module docstring).
 
     ``sr`` and ``hr`` are H×W×3 uint8. ``hr`` is mod-cropped to ``scale``; ``sr`` must then have its size.

@@ -1,6 +1,6 @@
 """The model zoo. Importing this package registers every architecture family."""
 
-from . import imdn, lkdn, msrresnet, rfdn, rlfn  # noqa: F401  (registration side effects)
+from . import baselines, imdn, lkdn, msrresnet, rfdn, rlfn  # noqa: F401  (registration side effects)
 from .registry import (
     ModelConfig,
     ModelInfo,

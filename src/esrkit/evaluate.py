@@ -1,0 +1,95 @@
+"""Fidelity evaluation on benchmarks, the papers' protocol end to end.
+
+LR comes from the benchmark's LR folder or from MATLAB-bicubic downscaling of the mod-cropped HR; the SR output
+is rounded to uint8; PSNR/SSIM are computed on RGB and Y with a ``scale``-pixel border crop
+(:mod:`esrkit.metrics`). Dataset means are plain means over images, as every SR table reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data.datasets import Benchmark, resolve_benchmark
+from .data.io import write_image
+from .infer import Upscaler
+from .metrics import calculate_metrics
+
+METRIC_KEYS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
+
+
+@dataclass
+class DatasetResult:
+    """Mean metrics of one model on one benchmark, with the per-image values behind them."""
+
+    dataset: str
+    scale: int
+    n: int
+    psnr_rgb: float
+    ssim_rgb: float
+    psnr_y: float
+    ssim_y: float
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON row (without per-image values)."""
+        row = asdict(self)
+        row.pop("images")
+        return row
+
+
+def evaluate_benchmark(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], bench: Benchmark, *,
+                       border: int | None = None, save_dir: Path | None = None,
+                       on_image: Callable[[str], None] | None = None) -> DatasetResult:
+    """Score ``upscaler`` (uint8 LR → uint8 SR) on one benchmark; optionally save SR PNGs to ``save_dir``."""
+    per_image: list[dict[str, Any]] = []
+    for stem, lr, hr in bench.pairs():
+        sr = upscaler(lr)
+        scores = calculate_metrics(sr, hr, bench.scale, border=border)
+        per_image.append({"image": stem, **scores})
+        if save_dir is not None:
+            write_image(save_dir / bench.name / f"{stem}.png", sr)
+        if on_image is not None:
+            on_image(stem)
+    means = {k: float(np.mean([row[k] for row in per_image])) for k in METRIC_KEYS}
+    return DatasetResult(dataset=bench.name, scale=bench.scale, n=len(per_image), images=per_image, **means)
+
+
+def evaluate_model(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], datasets: Iterable[str | os.PathLike[str]],
+                   scale: int, *, data_root: str | os.PathLike[str] | None = None, border: int | None = None,
+                   save_dir: str | os.PathLike[str] | None = None) -> list[DatasetResult]:
+    """Evaluate on several benchmarks (folder paths or standard names under ``data_root``).
+
+    Every dataset is resolved before any image is processed, so a typo fails fast.
+    """
+    benches = [resolve_benchmark(d, scale, data_root) for d in datasets]
+    out = Path(save_dir) if save_dir is not None else None
+    return [evaluate_benchmark(upscaler, b, border=border, save_dir=out) for b in benches]
+
+
+def results_document(model: str, results: Sequence[DatasetResult], **extra: Any) -> dict[str, Any]:
+    """The JSON document ``esrkit evaluate --json`` writes."""
+    return {"model": model, **extra, "results": [r.summary() for r in results]}
+
+
+def write_json_atomic(path: str | os.PathLike[str], document: Any) -> Path:
+    """Write JSON through a temp file in the same folder and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(document, fh, indent=2, allow_nan=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,5 @@
+"""Inference: the single :class:`Upscaler` path used by the CLI, evaluation and benchmarks alike."""
+
+from .upscaler import Upscaler
+
+__all__ = ["Upscaler"]

@@ -1,0 +1,117 @@
+"""One upscaling path for every caller.
+
+:class:`Upscaler` owns a model, its device and precision, and turns uint8 RGB arrays into uint8 RGB arrays.
+Evaluation, the CLI and benchmarks all go through it so that a number measured in one place is the number a user
+gets in another (same rounding, same precision, same deploy form).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.io import image_to_tensor, tensor_to_image
+from ..errors import InputError
+
+_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/"auto" → CUDA when available else CPU; an unavailable CUDA request is an :class:`InputError`."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {device}: CUDA is not available on this machine")
+    return dev
+
+
+class Upscaler:
+    """Run an SR model on uint8 RGB images.
+
+    ``precision`` casts the model and input (fp16/bf16) rather than using autocast, which is what deployments
+    do. ``tile`` (LR pixels) splits large inputs into overlapping tiles to bound memory; tiling is *not* exact
+    for models with global context (ESA pools over the whole feature map), so evaluation never tiles.
+    """
+
+    def __init__(self, model: nn.Module, scale: int, device: str | torch.device | None = "cpu",
+                 precision: str = "fp32", tile: int | None = None, tile_overlap: int = 16) -> None:
+        if precision not in _PRECISIONS:
+            raise InputError(f"--precision {precision!r}: choose one of {', '.join(_PRECISIONS)}")
+        if tile is not None and tile <= 2 * tile_overlap:
+            raise InputError(f"--tile {tile}: must exceed twice the overlap ({tile_overlap})")
+        self.scale = scale
+        self.device = resolve_device(device)
+        self.dtype = _PRECISIONS[precision]
+        self.precision = precision
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.model = model.eval().to(self.device, self.dtype)
+
+    @classmethod
+    def from_name(cls, name: str | None = None, scale: int = 4, weights: str | Path | None = None,
+                  deploy: bool = True, **kwargs: object) -> Upscaler:
+        """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models."""
+        from ..models import create_model, get_config, reparameterize
+
+        if weights is not None:
+            from ..checkpoints import load_checkpoint
+
+            model = load_checkpoint(weights)
+            config = get_config(model)
+            if name is not None and config is not None and config.name != name:
+                raise InputError(f"--weights {weights}: holds a {config.name!r} model, not {name!r}")
+            if config is not None and config.scale != scale:
+                raise InputError(f"--weights {weights}: is a ×{config.scale} model, but --scale is {scale}")
+        elif name is not None:
+            model = create_model(name, scale=scale)
+        else:
+            raise InputError("give a model name (--model) or a checkpoint (--weights)")
+        if deploy:
+            model = reparameterize(model)
+        return cls(model, scale, **kwargs)  # type: ignore[arg-type]
+
+    @torch.inference_mode()
+    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """B×3×h×w float in [0, 1] → B×3×(s·h)×(s·w) float32 in [0, 1] (clamped, not rounded)."""
+        x = x.to(self.device, self.dtype)
+        out = self._forward(x) if self.tile is None else self._forward_tiled(x)
+        return out.float().clamp_(0, 1)
+
+    def __call__(self, lr: np.ndarray) -> np.ndarray:
+        """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, rounded exactly as the papers' test code."""
+        out = self.upscale_tensor(image_to_tensor(lr))
+        return tensor_to_image(out)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if (
+            self.device.type == "cpu" and self.dtype == torch.bfloat16) else contextlib.nullcontext()
+        with ctx:
+            out = self.model(x)
+        expected = (x.shape[-2] * self.scale, x.shape[-1] * self.scale)
+        if tuple(out.shape[-2:]) != expected:
+            raise InputError(f"model returned {tuple(out.shape[-2:])} for input {tuple(x.shape[-2:])}; "
+                             f"it is not a ×{self.scale} model")
+        return out
+
+    def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.tile is not None
+        s, t, ov = self.scale, self.tile, self.tile_overlap
+        b, c, h, w = x.shape
+        out = x.new_zeros(b, c, h * s, w * s)
+        step = t - 2 * ov
+        for top in range(0, h, step):
+            for left in range(0, w, step):
+                # read a tile with `ov` context on each side, keep only its centre
+                y0, x0 = max(top - ov, 0), max(left - ov, 0)
+                y1, x1 = min(top + step + ov, h), min(left + step + ov, w)
+                sr = self._forward(x[..., y0:y1, x0:x1])
+                ky, kx = top - y0, left - x0
+                hh, ww = min(step, h - top), min(step, w - left)
+                out[..., top * s:(top + hh) * s, left * s:(left + ww) * s] = \
+                    sr[..., ky * s:(ky + hh) * s, kx * s:(kx + ww) * s]
+        return out
