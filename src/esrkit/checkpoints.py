@@ -1,0 +1,172 @@
+"""Checkpoints: official ``.pth`` files of every supported layout, and esrkit's own safetensors format.
+
+Official checkpoints come in many shapes: bare state dicts, dicts wrapping them under ``params``/``params_ema``
+(BasicSR), ``state_dict`` or ``model``; keys prefixed by ``module.`` (DataParallel); inputs in [0, 1] or
+[0, 255]. :func:`load_checkpoint` reads the state dict alone and works out architecture, width, depth, scale and
+train/deploy form from the key names and tensor shapes (:mod:`esrkit.layouts`), then builds the model with
+:func:`esrkit.create_model` and loads it strictly. The ``img_range`` hyper-parameter of the [0, 255] families
+absorbs the input range, so every loaded model takes and returns [0, 1] tensors.
+
+Safety: ``.pth`` files are pickles. They are only ever read with ``torch.load(..., weights_only=True)``, which
+refuses any pickle that would construct arbitrary objects (and so run code) before it runs. esrkit's own format
+is safetensors with the model description in the header metadata under the key ``esrkit``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, EsrkitError, InputError
+from .layouts import detect_layout, nearest_layout_message
+from .models.registry import ModelConfig, create_model, get_config, reparameterize
+
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+METADATA_KEY = "esrkit"
+FORMAT_VERSION = "1"
+
+StateDict = dict[str, torch.Tensor]
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, Any] | None]:
+    """Read a checkpoint file into a flat tensor state dict (unwrapped, ``module.`` stripped) and, for esrkit
+    safetensors, the metadata describing the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError for zip/format problems, EOFError for truncation
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "Unsupported operand" in str(exc):
+            raise CheckpointError(f"{path}: refused to unpickle: it would construct objects outside the tensor "
+                                  f"allow-list, i.e. run code ({text})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({text})") from None
+    return unwrap_state_dict(obj, source=str(path)), None
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
+    """Find the tensor state dict inside a loaded checkpoint object and strip ``module.`` prefixes."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{source}: expected a state dict, found {type(obj).__name__}")
+    for key in WRAPPER_KEYS:
+        inner = obj.get(key)
+        if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            obj = inner
+            break
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{source}: no tensors found (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
+    return {k.removeprefix("module."): v for k, v in tensors.items()}
+
+
+def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    meta = None
+    if METADATA_KEY in header:
+        try:
+            meta = json.loads(header[METADATA_KEY])
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: corrupt esrkit metadata ({exc})") from None
+    return {k.removeprefix("module."): v for k, v in tensors.items()}, meta
+
+
+def build_from_state_dict(state: StateDict, source: str = "checkpoint") -> nn.Module:
+    """Build the model that ``state`` belongs to and load it strictly."""
+    config = detect_layout(state)
+    if config is None:
+        raise CheckpointError(f"{source}: unknown checkpoint layout; {nearest_layout_message(state)}")
+    return _instantiate(config, state, source)
+
+
+def _instantiate(config: ModelConfig, state: StateDict, source: str) -> nn.Module:
+    try:
+        model = create_model(config.name, scale=config.scale, **config.hparams)
+    except EsrkitError as exc:
+        raise CheckpointError(f"{source}: layout looks like {config.name!r} but cannot be built ({exc})") from None
+    if config.form == "deploy":
+        model = reparameterize(model)
+    expected = model.state_dict()
+    problems = _diff(expected, state)
+    if problems:
+        raise CheckpointError(f"{source}: looks like {config.name!r} ×{config.scale} ({config.form}) but does not fit: "
+                              f"{problems}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def _diff(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], limit: int = 6) -> str:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in expected
+             if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
+        if items:
+            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+            parts.append(f"{label}: {', '.join(items[:limit])}{more}")
+    return "; ".join(parts)
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+    """Load any supported checkpoint into a ready esrkit model (eval mode, [0, 1] in and out).
+
+    The result carries ``model.esrkit_config`` (name, scale, hyper-parameters, form).
+    Raises :class:`CheckpointError` for unsafe, unreadable or unknown checkpoints.
+    """
+    state, meta = read_state_dict(path)
+    if meta is not None:
+        try:
+            config = ModelConfig(name=meta["name"], scale=int(meta["scale"]), hparams=dict(meta.get("hparams", {})),
+                                 form=meta.get("form", "train"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: incomplete esrkit metadata ({exc})") from None
+        model = _instantiate(config, state, str(path))
+    else:
+        model = build_from_state_dict(state, str(path))
+    return model.to(device)
+
+
+def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], provenance: Mapping[str, Any] | None = None,
+                    config: ModelConfig | None = None) -> Path:
+    """Write ``model`` as esrkit safetensors (atomically), with its description in the header metadata.
+
+    ``provenance`` (free-form: source file, training recipe, dataset, commit…) is stored beside the config.
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise InputError(f"{path}: esrkit writes .safetensors files only")
+    config = config or get_config(model)
+    if config is None:
+        raise InputError("model has no esrkit config; build it with esrkit.create_model or load_checkpoint")
+    from safetensors.torch import save_file
+
+    meta = {**config.to_dict(), "format_version": FORMAT_VERSION, "provenance": dict(provenance or {})}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta, default=str)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
