@@ -1,0 +1,342 @@
+"""Inference runtime and peak-memory measurement.
+
+Timing protocol (what the challenges do, plus the statistics a careful reader wants):
+
+* ``warmup`` untimed forwards first (cuDNN/oneDNN pick kernels, caches fill, the allocator settles);
+* then ``trials`` consecutive trials of ``repeats`` timed forwards each. The challenges' runtime is the
+  *best of three consecutive trials* of an average, so :attr:`TimingStats.best_of_trials_ms` is the minimum
+  of the per-trial means; the pooled median is the robust figure we print by default because one preempted
+  call on a shared machine moves a mean but not a median;
+* on CUDA each call is bracketed by ``torch.cuda.Event`` records and read after ``torch.cuda.synchronize()``
+  (what the NTIRE ``test_demo.py`` does), with ``cudnn.benchmark`` off like there; on CPU
+  ``time.perf_counter``.
+
+Precision: ``fp16``/``bf16`` *convert* the model's floating parameters and the input (``model.to(dtype)``),
+they do not use autocast. A converted model is what a deployed half-precision network runs; autocast would
+keep some layers in fp32 and add per-call casts, timing something nobody ships. The challenges themselves
+timed fp32.
+
+Peak memory:
+
+* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, taken over the timed forwards
+  with the model and input already on the device, so (like the challenge figure) it includes weights and
+  input. Reported in MiB; the challenges' "M" is MiB as well.
+* CPU: growth of the resident set size during one extra forward, sampled by a background thread reading
+  ``/proc/self/statm`` every 0.5 ms (``resource.getrusage`` ``ru_maxrss`` growth where ``/proc`` is missing).
+  Freed heap is first returned to the OS (glibc ``malloc_trim``) so blocks cached from earlier forwards do not
+  hide the growth. Limits: RSS counts pages, not tensors, so allocator caching that ``malloc_trim`` cannot
+  undo (other allocators, fragmentation) can still hide reuse, and a spike shorter than the sampling period
+  can be missed; ``ru_maxrss`` is a process-lifetime high-water mark, so it only sees growth *beyond* the
+  earlier peak. Treat the CPU figure as an estimate of the working set of one forward, not as the
+  challenges' GPU number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+
+__all__ = [
+    "PRECISIONS",
+    "MemoryStats",
+    "RuntimeResult",
+    "TimingStats",
+    "measure_runtime",
+    "resolve_device",
+    "resolve_precision",
+    "summarize_timings",
+]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class TimingStats:
+    """Statistics of per-call runtimes in milliseconds (see :func:`summarize_timings`)."""
+
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    max_ms: float
+    best_of_trials_ms: float
+    trial_means_ms: tuple[float, ...]
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["trial_means_ms"] = list(self.trial_means_ms)
+        return out
+
+
+def summarize_timings(trials: Sequence[Sequence[float]]) -> TimingStats:
+    """Pure statistics over per-call times grouped by trial (no clock involved, so it is testable exactly).
+
+    Median, mean, std (sample standard deviation, 0 for a single sample), min and max pool all calls;
+    ``best_of_trials_ms`` is the smallest per-trial mean, the challenges' "best of three consecutive trials".
+    """
+    if not trials or any(len(t) == 0 for t in trials):
+        raise ValueError("need at least one trial and at least one sample per trial")
+    pooled = [float(v) for trial in trials for v in trial]
+    if any(v < 0 or v != v for v in pooled):
+        raise ValueError("timings must be non-negative numbers")
+    trial_means = tuple(statistics.fmean(t) for t in trials)
+    return TimingStats(
+        median_ms=statistics.median(pooled),
+        mean_ms=statistics.fmean(pooled),
+        std_ms=statistics.stdev(pooled) if len(pooled) > 1 else 0.0,
+        min_ms=min(pooled),
+        max_ms=max(pooled),
+        best_of_trials_ms=min(trial_means),
+        trial_means_ms=trial_means,
+        samples=len(pooled),
+    )
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Peak memory of inference and how it was measured."""
+
+    peak_mib: float | None
+    method: str  # "cuda_max_memory_allocated", "rss_sampling", "ru_maxrss_delta" or "unavailable"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RuntimeResult:
+    """What :func:`measure_runtime` measured and under which settings."""
+
+    timing: TimingStats
+    memory: MemoryStats
+    device: str
+    precision: str
+    threads: int | None
+    warmup: int
+    repeats: int
+    trials: int
+    input_shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timing": self.timing.to_dict(),
+            "memory": self.memory.to_dict(),
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "trials": self.trials,
+            "input_shape": list(self.input_shape),
+        }
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Validate a device string; CUDA requested on a machine without it is a user error, not a crash."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"--device: unknown device {device!r}; use cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device: cuda requested but no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"--device: unsupported device {device!r}; use cpu or cuda")
+    return dev
+
+
+def resolve_precision(precision: str) -> torch.dtype:
+    """Map ``fp32``/``fp16``/``bf16`` to a dtype, rejecting anything else with a one-line error."""
+    try:
+        return PRECISIONS[precision.lower()]
+    except (KeyError, AttributeError):
+        raise InputError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}") from None
+
+
+# ----------------------------------------------------------------------------------------------- timers
+
+
+def _cpu_timed_call(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def _cuda_timed_call(fn: Callable[[], Any]) -> float:
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    torch.cuda.synchronize()
+    return float(start.elapsed_time(end))
+
+
+# ------------------------------------------------------------------------------------------ CPU memory
+
+
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            resident_pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class _RssSampler:
+    """Background thread recording the highest RSS seen while a block runs."""
+
+    def __init__(self, period_s: float = 0.0005) -> None:
+        self.period_s = period_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes() or 0)
+            self._stop.wait(self.period_s)
+
+    def __enter__(self) -> _RssSampler:
+        self.peak = _rss_bytes() or 0
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes() or 0)
+
+
+def _maxrss_bytes() -> int:
+    # Linux reports KiB, macOS bytes.
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(value) if sys.platform == "darwin" else int(value) * 1024
+
+
+def _release_free_heap() -> None:
+    """Hand freed heap pages back to the OS (glibc ``malloc_trim``) so the RSS baseline is not inflated by
+    blocks an earlier forward freed but the allocator kept; without it a repeat forward reuses them and
+    shows ~0 growth."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _cpu_peak_growth(fn: Callable[[], Any]) -> MemoryStats:
+    _release_free_heap()
+    baseline = _rss_bytes()
+    if baseline is not None:
+        with _RssSampler() as sampler:
+            fn()
+        return MemoryStats(max(0, sampler.peak - baseline) / 2**20, "rss_sampling")
+    before = _maxrss_bytes()
+    fn()
+    return MemoryStats(max(0, _maxrss_bytes() - before) / 2**20, "ru_maxrss_delta")
+
+
+# --------------------------------------------------------------------------------------------- driver
+
+
+@contextlib.contextmanager
+def _torch_settings(threads: int | None, device: torch.device) -> Iterator[None]:
+    """Pin the thread count and cuDNN autotuning for the measurement, restoring both afterwards."""
+    old_threads = torch.get_num_threads()
+    old_benchmark = torch.backends.cudnn.benchmark
+    try:
+        if threads is not None and device.type == "cpu":
+            torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = False
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.backends.cudnn.benchmark = old_benchmark
+
+
+def measure_runtime(
+    model: nn.Module,
+    input_size: tuple[int, int] = (256, 256),
+    *,
+    in_channels: int = 3,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    warmup: int = 3,
+    repeats: int = 10,
+    trials: int = 3,
+    threads: int | None = 1,
+    measure_memory: bool = True,
+    timer: Callable[[Callable[[], Any]], float] | None = None,
+) -> RuntimeResult:
+    """Time ``model`` on a random ``1×C×H×W`` input in [0, 1] (see the module docstring for the protocol).
+
+    The model is deep-copied before it is moved or converted, so the caller's module is untouched. ``threads``
+    pins ``torch.set_num_threads`` on CPU for the measurement (default 1: on a shared machine one thread is
+    far more repeatable, since a multi-threaded op waits for its slowest thread); ``None`` keeps the current
+    setting. ``timer`` replaces the clock (it receives a zero-argument callable and returns milliseconds),
+    for tests.
+    """
+    if warmup < 0 or repeats < 1 or trials < 1:
+        raise InputError(f"need warmup >= 0, repeats >= 1, trials >= 1 (got {warmup}, {repeats}, {trials})")
+    if threads is not None and threads < 1:
+        raise InputError(f"--threads: must be >= 1, got {threads}")
+    dev = resolve_device(device)
+    dtype = resolve_precision(precision)
+    height, width = (int(v) for v in input_size)
+    if height <= 0 or width <= 0:
+        raise InputError(f"--input: size must be positive, got {height}x{width}")
+
+    import copy
+
+    net = copy.deepcopy(model).eval().to(device=dev, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((1, in_channels, height, width), generator=gen).to(device=dev, dtype=dtype)
+
+    def forward() -> None:
+        net(x)
+
+    if timer is None:
+        timer = _cuda_timed_call if dev.type == "cuda" else _cpu_timed_call
+
+    with _torch_settings(threads, dev), torch.inference_mode():
+        for _ in range(warmup):
+            forward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+        per_trial = [[timer(forward) for _ in range(repeats)] for _ in range(trials)]
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+            memory = MemoryStats(torch.cuda.max_memory_allocated(dev) / 2**20, "cuda_max_memory_allocated")
+        elif measure_memory:
+            # A separate forward: a sampling thread running during the timed calls would steal a core.
+            memory = _cpu_peak_growth(forward)
+        else:
+            memory = MemoryStats(None, "unavailable")
+
+    return RuntimeResult(
+        timing=summarize_timings(per_trial),
+        memory=memory,
+        device=str(dev),
+        precision=precision.lower(),
+        threads=threads if dev.type == "cpu" else None,
+        warmup=warmup,
+        repeats=repeats,
+        trials=trials,
+        input_shape=(1, in_channels, height, width),
+    )
