@@ -1,0 +1,27 @@
+"""Challenge protocols, rankings and reports (NTIRE 2023 ESR, AIM 2020 ESR, AIS 2024 RTSR).
+
+``load_protocol`` reads a challenge's protocol (data, not code); ``read_rows`` loads table rows from CSV/JSON;
+``rank_rows`` applies the challenge's ranking rule; ``write_report`` renders the self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+from .protocols import Protocol, available_protocols, load_protocol
+from .ranking import RULES, Entry, Ranking, competition_ranks, rank_rows
+from .rows import Row, normalize_column, read_rows, read_rows_file, rows_from_records
+
+__all__ = [
+    "RULES",
+    "Entry",
+    "Protocol",
+    "Ranking",
+    "Row",
+    "available_protocols",
+    "competition_ranks",
+    "load_protocol",
+    "normalize_column",
+    "rank_rows",
+    "read_rows",
+    "read_rows_file",
+    "rows_from_records",
+]
