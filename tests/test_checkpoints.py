@@ -79,7 +79,7 @@ def test_truncated_and_unknown_checkpoints(tmp_path):
     torch.save(create_model("rfdn").state_dict(), tmp_path / "ok.pth")
     data = (tmp_path / "ok.pth").read_bytes()
     (tmp_path / "cut.pth").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="cut.pth"):
+    with pytest.raises(CheckpointError, match=r"cut\.pth"):
         load_checkpoint(tmp_path / "cut.pth")
     with pytest.raises(CheckpointError, match=r"unknown checkpoint layout; nearest known layout is .*missing"):
         build_from_state_dict({"encoder.weight": torch.zeros(3, 3), "fea_conv.weight": torch.zeros(50, 3, 3, 3)})

@@ -76,7 +76,7 @@ def test_unknown_model(tmp_path, capsys):
 
 def test_save_dir_gets_sr_images(tmp_path, monkeypatch):
     monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "cache"))
-    write_image(tmp_path / "d" / "a.png", RNG.integers(0, 256, (16, 12, 3), dtype=np.uint8))
+    write_image(tmp_path / "d" / "a.png", RNG.integers(0, 256, (40, 36, 3), dtype=np.uint8))
     assert main(["evaluate", "--model", "lanczos", "--scale", "2", "--data", str(tmp_path / "d"),
                  "--save-dir", str(tmp_path / "sr")]) == 0
     saved = list((tmp_path / "sr").rglob("*.png"))

@@ -16,8 +16,8 @@ RNG = np.random.default_rng(1)
 def test_rgb_to_y_matches_matlab_rgb2ycbcr_on_known_colours():
     colours = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
     # MATLAB rgb2ycbcr(uint8): Y = 16 + (65.481 R + 128.553 G + 24.966 B)/255, rounded
-    assert rgb_to_y(colours)[0].tolist() == [16, 235, 81, 145, 41]
-    assert rgb_to_y(colours, round_y=False)[0, 2] == pytest.approx(16 + 65.481)
+    assert rgb_to_y(colours, round_y=True)[0].tolist() == [16, 235, 81, 145, 41]
+    assert rgb_to_y(colours)[0, 2] == pytest.approx(16 + 65.481)  # default: unrounded (BasicSR convention)
 
 
 def test_psnr_from_known_mse():

@@ -5,9 +5,10 @@
 * **PSNR** over all pixels (and channels) in float64 with peak 255.
 * **SSIM** is Wang et al.'s MATLAB ``ssim_index``: 11×11 Gaussian window, σ = 1.5, valid filtering,
   K1 = 0.01, K2 = 0.03, L = 255; on RGB it is the mean of the three per-channel SSIMs.
-* **Y** is ITU-R BT.601 luma as MATLAB's ``rgb2ycbcr`` on uint8 gives it:
-  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (R, G, B in 0..255), **rounded to uint8** like MATLAB and
-  the IMDN/RFDN/RLFN test code. (BasicSR keeps Y unrounded; ``round_y=False`` reproduces that convention.)
+* **Y** is ITU-R BT.601 luma with MATLAB ``rgb2ycbcr``'s coefficients:
+  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (R, G, B in 0..255), kept in float64 (BasicSR's
+  convention). This reproduces the published bicubic ×4 figures, Set5 28.43 / Set14 26.09 (28.4314 / 26.0918);
+  rounding Y to integers first, as MATLAB's uint8 ``rgb2ycbcr`` does, gives 28.42 / 26.09 (``round_y=True``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
 
 
 def rgb_to_y(image: np.ndarray, round_y: bool = False) -> np.ndarray:
-    """H×W×3 uint8 RGB → H×W float64 BT.601 luma in [16, 235] (rounded to integers like MATLAB by default)."""
+    """H×W×3 uint8 RGB → H×W float64 BT.601 luma in [16, 235]; ``round_y`` rounds it like MATLAB on uint8."""
     y = image.astype(np.float64) @ _Y_WEIGHTS + 16.0
     return np.round(y) if round_y else y
 
