@@ -480,3 +480,14 @@ def test_challenge_run_names_missing_sets(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="LSDIR-valid") as info:
         measure_challenge_row("ntire2023", weights, tmp_path / "data")
     assert "DIV2K-valid" not in str(info.value).split("missing:")[1]
+
+
+def test_challenge_sets_resolve_standard_div2k_layout(tmp_path):
+    """A standard DIV2K download (``DIV2K_valid_HR``) is found, not only the YAML's own folder names."""
+    from esrkit.challenge import load_protocol
+    from esrkit.cli.challenge import resolve_challenge_sets
+
+    (tmp_path / "DIV2K_valid_HR").mkdir()
+    (tmp_path / "LSDIR_valid").mkdir()
+    found = resolve_challenge_sets(load_protocol("ntire2023"), tmp_path)
+    assert [folder.name for _, folder in found] == ["DIV2K_valid_HR", "LSDIR_valid"]

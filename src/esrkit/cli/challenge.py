@@ -99,18 +99,22 @@ def rank_command(
 
 
 def resolve_challenge_sets(protocol: Any, data_root: Path) -> list[tuple[Any, Path]]:
-    """The folder of every dataset of ``protocol`` under ``data_root`` (names tried: the YAML ``dirs``).
+    """The folder of every dataset of ``protocol`` under ``data_root`` (names tried: the YAML ``dirs``, then the
+    standard layouts of :data:`esrkit.data.datasets.STANDARD_BENCHMARKS`, e.g. ``DIV2K_valid_HR``).
 
     All missing sets are reported in one :class:`InputError`, naming each and the folders tried, so a user
     fixes the layout once instead of once per set.
     """
     if not data_root.is_dir():
         raise InputError(f"--data-root {data_root}: no such folder")
+    from ..data.datasets import STANDARD_BENCHMARKS
+
     found, missing = [], []
     for spec in protocol.datasets:
-        folder = next((data_root / d for d in spec.dirs if (data_root / d).is_dir()), None)
+        candidates = list(dict.fromkeys([*spec.dirs, *STANDARD_BENCHMARKS.get(spec.name, ())]))
+        folder = next((data_root / d for d in candidates if (data_root / d).is_dir()), None)
         if folder is None:
-            missing.append(f"{spec.name} (tried {', '.join(spec.dirs)})")
+            missing.append(f"{spec.name} (tried {', '.join(candidates)})")
         else:
             found.append((spec, folder))
     if missing:
