@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, EsrkitError, InputError
+from .fileio import atomic_path
 from .layouts import detect_layout, nearest_layout_message
 from .models.registry import ModelConfig, create_model, get_config, reparameterize
 
@@ -160,13 +160,6 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], provenance: 
 
     meta = {**config.to_dict(), "format_version": FORMAT_VERSION, "provenance": dict(provenance or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta, default=str)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, default=str)})
     return path

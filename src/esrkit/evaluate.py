@@ -7,9 +7,7 @@ is rounded to uint8; PSNR/SSIM are computed on RGB and Y with a ``scale``-pixel 
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,8 +17,11 @@ import numpy as np
 
 from .data.datasets import Benchmark, resolve_benchmark
 from .data.io import write_image
+from .fileio import write_json_atomic
 from .infer import Upscaler
 from .metrics import calculate_metrics
+
+__all__ = ["DatasetResult", "evaluate_benchmark", "evaluate_model", "results_document", "write_json_atomic"]
 
 METRIC_KEYS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 
@@ -77,19 +78,3 @@ def evaluate_model(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], data
 def results_document(model: str, results: Sequence[DatasetResult], **extra: Any) -> dict[str, Any]:
     """The JSON document ``esrkit evaluate --json`` writes."""
     return {"model": model, **extra, "results": [r.summary() for r in results]}
-
-
-def write_json_atomic(path: str | os.PathLike[str], document: Any) -> Path:
-    """Write JSON through a temp file in the same folder and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(document, fh, indent=2, allow_nan=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

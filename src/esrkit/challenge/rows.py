@@ -46,20 +46,18 @@ silently dropped cell would change a ranking without anyone noticing.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..fileio import write_text_atomic
 
 __all__ = [
     "Row",
@@ -505,20 +503,3 @@ def read_rows(paths: Sequence[str | Path]) -> list[Row]:
     if not rows:
         raise InputError("no rows found in " + ", ".join(str(p) for p in paths))
     return rows
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` through a temporary file in the same folder and ``os.replace`` it into place, so an
-    interrupted run never leaves a half-written table or report where a previous good one was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path

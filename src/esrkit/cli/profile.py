@@ -3,16 +3,13 @@ JSON."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from .. import fileio
 from ..errors import InputError
 from ._app import app
 
@@ -32,25 +29,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON so that ``path`` is either the old file or the complete new one, never a torn write: a
-    temp file in the same directory (same filesystem, so ``os.replace`` is atomic), fsynced, then renamed
-    over."""
+    """Write JSON atomically (see :mod:`esrkit.fileio`); the folder must already exist, so a typo in ``--json``
+    is reported instead of silently creating directories."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise InputError(f"--json: directory does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    fileio.write_json_atomic(path, payload, mkdir=False)
 
 
 def _fmt(value: float | None, digits: int) -> str:

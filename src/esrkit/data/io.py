@@ -18,7 +18,6 @@ target, so an interrupted or failed write never leaves a partial image behind.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, InputError
+from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".avif")
 _WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -100,15 +100,8 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, 
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise InputError(f"{path}: expected an H×W×3 uint8 image, got {array.dtype} {array.shape}")
     params = {} if quality is None else {"quality": int(quality)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(array).save(fh, format=fmt, **params)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format=fmt, **params)
     return path
 
 
