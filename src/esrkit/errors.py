@@ -3,13 +3,28 @@
 Every problem a user can cause (bad path, corrupt image, unknown model, foreign checkpoint) raises a subclass of
 :class:`EsrkitError` with a one-line message naming the culprit. The CLI turns these into exit code 2 without a
 traceback; anything else is a bug and keeps its traceback.
+
+Library code never names a command-line flag: an error about one argument carries that argument's Python name in
+``param`` (``InputError("no CUDA device is available", param="device")`` reads ``device: no CUDA …`` from the
+API), and the CLI renders it as the flag the user typed (``--device: no CUDA …``; see :mod:`esrkit.cli`).
 """
 
 from __future__ import annotations
 
 
 class EsrkitError(Exception):
-    """Base class of user-facing errors (the CLI exits with code 2 on these)."""
+    """Base class of user-facing errors (the CLI exits with code 2 on these).
+
+    ``message`` is the problem; ``param``, when set, is the argument it concerns (a Python parameter name).
+    """
+
+    def __init__(self, message: str = "", *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def __str__(self) -> str:
+        return f"{self.param}: {self.message}" if self.param else self.message
 
 
 class InputError(EsrkitError, ValueError):
@@ -21,10 +36,9 @@ class ImageReadError(EsrkitError, OSError):
 
 
 class UnknownModelError(EsrkitError, KeyError):
-    """A model name is not in the registry."""
+    """A model name is not in the registry (``str`` is the message itself, not KeyError's quoted repr)."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
+    __str__ = EsrkitError.__str__
 
 
 class CheckpointError(EsrkitError, ValueError):

@@ -13,7 +13,19 @@ from ..errors import EsrkitError
 from . import challenge, convert, evaluate, models, profile, report  # noqa: F401  (command registration)
 from ._app import app
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "render_error"]
+
+# Library parameter names whose command-line flag is spelled differently; every other ``param`` is shown as
+# ``--`` + the name with dashes (``tile_overlap`` → ``--tile-overlap``).
+_FLAG_NAMES = {"input_size": "--input", "json_out": "--json", "all_models": "--all"}
+
+
+def render_error(exc: EsrkitError) -> str:
+    """The one-line message of a user error, naming the flag the user typed when the error concerns one."""
+    if exc.param is None:
+        return str(exc)
+    flag = _FLAG_NAMES.get(exc.param, "--" + exc.param.replace("_", "-"))
+    return f"{flag}: {exc.message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except EsrkitError as exc:
-        print(f"esrkit: error: {exc}", file=sys.stderr)
+        print(f"esrkit: error: {render_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("esrkit: interrupted", file=sys.stderr)
