@@ -18,9 +18,7 @@ from torch import nn
 
 from conftest import shared_path
 from esrkit.errors import InputError
-from esrkit.models import create_model, reparameterize
-from esrkit.models.lkdn import LKDN
-from esrkit.models.reparam import (
+from esrkit.layers.reparam import (
     BSConvU,
     BSConvURep,
     Kernel,
@@ -36,6 +34,8 @@ from esrkit.models.reparam import (
     sum_branches,
     to_conv2d,
 )
+from esrkit.models import create_model, reparameterize
+from esrkit.models.lkdn import LKDN
 
 F64 = torch.float64
 
@@ -116,15 +116,6 @@ def test_state_dict_matches_official_manifest(manifest: str, name: str, scale: i
     assert info["input_range"] == 1.0  # esrkit's [0, 1] convention needs no internal rescaling for LKDN
     assert _shapes(model) == info["state_dict"]
     assert _count(model) == info["num_params"]
-
-
-@pytest.mark.parametrize("scale", [2, 3, 4])
-@pytest.mark.parametrize("name", ["lkdn", "lkdn_s"])
-def test_output_is_scale_times_input(name: str, scale: int) -> None:
-    model = create_model(name, scale).eval()
-    with torch.no_grad():
-        out = model(torch.rand(1, 3, 7, 10))
-    assert out.shape == (1, 3, 7 * scale, 10 * scale)
 
 
 def test_lkdn_s_deploy_form_is_the_plain_architecture() -> None:
@@ -377,3 +368,16 @@ def test_official_lkdn_s_output_is_a_plausible_upscale(official_lkdn_s: nn.Modul
     assert _psnr(sr, bicubic) > 25.0
     crop = (..., slice(4, -4), slice(4, -4))  # the usual scale-wide border crop
     assert _psnr(sr[crop], hr[crop]) > _psnr(bicubic[crop], hr[crop]) + 1.0
+
+
+def test_half_precision_is_flagged_unsafe_and_the_upscaler_warns() -> None:
+    """Measured on the official LKDN-S weights (fp16 loses 9 dB on Set5), so the registry says so and the
+    inference path warns instead of silently degrading."""
+    from esrkit.infer import Upscaler
+    from esrkit.models import capabilities_of
+
+    model = create_model("lkdn_s", 4)
+    caps = capabilities_of(model)
+    assert not caps.fp16 and not caps.bf16 and caps.safe_precision("fp32")
+    with pytest.warns(RuntimeWarning, match="fp16 is not marked safe"):
+        Upscaler(reparameterize(model), 4, precision="fp16")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_model
+from .registry import Family, Variant, register_family
 
 
 class ResizeBaseline(nn.Module):
-    """Upscale by interpolation with the MATLAB-compatible resizer."""
+    """Upscale by interpolation with the MATLAB-compatible resizer (``kernel``: cubic, lanczos2 or lanczos3)."""
 
-    def __init__(self, scale: int, kernel: str) -> None:
+    def __init__(self, scale: int = 4, kernel: str = "cubic") -> None:
         super().__init__()
         self.scale = scale
         self.kernel = kernel
@@ -26,13 +26,14 @@ class ResizeBaseline(nn.Module):
         return imresize(x, float(self.scale), kernel=self.kernel)
 
 
-@register_model("bicubic", family="baseline", paper="MATLAB imresize (bicubic)", scales=(2, 3, 4, 8))
-def bicubic(scale: int) -> nn.Module:
-    """MATLAB bicubic interpolation (a = -0.5), the universal SR baseline."""
-    return ResizeBaseline(scale, "cubic")
-
-
-@register_model("lanczos", family="baseline", paper="AIS 2024 RTSR baseline (Lanczos)", scales=(2, 3, 4, 8))
-def lanczos(scale: int) -> nn.Module:
-    """Lanczos-3 interpolation, the AIS 2024 real-time 4K SR baseline."""
-    return ResizeBaseline(scale, "lanczos3")
+# No detector: a baseline has no weights to recognise.
+FAMILY = register_family(Family(
+    name="baseline",
+    cls=ResizeBaseline,
+    paper="MATLAB imresize",
+    variants={
+        "bicubic": Variant(note="bicubic (a = -0.5), the universal SR baseline"),
+        "lanczos": Variant({"kernel": "lanczos3"}, note="Lanczos-3, the AIS 2024 RTSR baseline"),
+    },
+    scales=(2, 3, 4, 8),
+))

@@ -22,11 +22,17 @@ Deviations between the paper and the baseline code, resolved in favour of the re
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from .blocks import CCALayer, activation, conv
-from .registry import register_model
+from ..layers import RangeScaledNet, activation, conv, make_attention
+from .detection import Shapes, count_indexed, has_keys, scale_from_channels
+from .registry import Capabilities, Family, ModelConfig, register_family
 
 
 class IMDBlock(nn.Module):
@@ -47,7 +53,7 @@ class IMDBlock(nn.Module):
         self.conv2 = nn.Sequential(conv(self.remaining, num_feat, 3), activation("lrelu", negative_slope))
         self.conv3 = nn.Sequential(conv(self.remaining, num_feat, 3), activation("lrelu", negative_slope))
         self.conv4 = conv(self.remaining, self.distilled, 3)
-        self.cca: nn.Module = CCALayer(self.distilled * 4) if use_cca else nn.Identity()
+        self.cca = make_attention("cca" if use_cca else "none", self.distilled * 4)
         self.conv1x1 = conv(self.distilled * 4, num_feat, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -70,14 +76,12 @@ class ShortcutBlock(nn.Module):
         return x + self.sub(x)
 
 
-class IMDN(nn.Module):
-    """IMDN (NTIRE 2022 baseline layout). ``img_range`` scales the [0, 1] input (and unscales the output);
-    the official weights use 1."""
+class IMDN(RangeScaledNet):
+    """IMDN (NTIRE 2022 baseline layout); the official weights use [0, 1]."""
 
     def __init__(self, scale: int = 4, num_feat: int = 64, num_block: int = 8, negative_slope: float = 0.05,
                  distill_rate: float = 0.25, use_cca: bool = False, img_range: float = 1.0) -> None:
-        super().__init__()
-        self.img_range = float(img_range)
+        super().__init__(img_range)
         trunk = [IMDBlock(num_feat, distill_rate, negative_slope, use_cca) for _ in range(num_block)]
         trunk.append(conv(num_feat, num_feat, 3))
         self.model = nn.Sequential(
@@ -87,25 +91,37 @@ class IMDN(nn.Module):
             nn.PixelShuffle(scale),
         )
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.img_range != 1.0:
-            return self.model(x * self.img_range) / self.img_range
+    def forward_scaled(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    @staticmethod
+    def adjust_capabilities(caps: Capabilities, hparams: Mapping[str, Any]) -> Capabilities:
+        """The paper's CCA averages over the whole map, so only the CCA-free baseline tiles exactly."""
+        return replace(caps, tile_exact=False) if hparams.get("use_cca") else caps
 
-@register_model(
-    "imdn",
-    family="imdn",
+
+def detect(s: Shapes) -> ModelConfig | None:
+    """``model.0`` head + ``model.1.sub`` trunk; the last ``model.N`` conv's width gives the scale."""
+    if not has_keys(s, "model.0.weight", "model.1.sub.0.conv1.0.weight"):
+        return None
+    nf = s["model.0.weight"][0]
+    last = max((k for k in s if re.fullmatch(r"model\.\d+\.weight", k)), key=lambda k: int(k.split(".")[1]))
+    scale = scale_from_channels(s[last][0])
+    if scale is None:
+        return None
+    return FAMILY.match(scale, {
+        "num_feat": nf,
+        "num_block": count_indexed(s, "model.1.sub.{i}.conv1.0.weight"),
+        "distill_rate": s["model.1.sub.0.conv4.weight"][0] / nf,
+        "use_cca": any(".cca." in k for k in s),
+    })
+
+
+FAMILY = register_family(Family(
+    name="imdn",
+    cls=IMDN,
     paper="Lightweight Image Super-Resolution with Information Multi-distillation Network (ACM MM 2019); "
     "NTIRE 2022 Efficient SR baseline layout",
-    defaults={"num_feat": 64, "num_block": 8, "negative_slope": 0.05, "distill_rate": 0.25, "use_cca": False,
-              "img_range": 1.0},
-    scales=(2, 3, 4),
-    input_range=1.0,
-    description="IMDN (NTIRE 2022 baseline): 8 IMDBs, 64 channels, LeakyReLU 0.05, pixel-shuffle upsampler",
-)
-def imdn(scale: int, num_feat: int = 64, num_block: int = 8, negative_slope: float = 0.05,
-         distill_rate: float = 0.25, use_cca: bool = False, img_range: float = 1.0) -> nn.Module:
-    """IMDN in the NTIRE 2022 Efficient SR baseline layout."""
-    return IMDN(scale=scale, num_feat=num_feat, num_block=num_block, negative_slope=negative_slope,
-                distill_rate=distill_rate, use_cca=use_cca, img_range=img_range)
+    variants={"imdn": {}},
+    detect=detect,
+))

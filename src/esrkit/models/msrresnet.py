@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import activation, conv
-from .registry import register_model
+from ..layers import RangeScaledNet, activation, conv
+from .detection import Shapes, count_indexed, has_keys
+from .registry import Family, ModelConfig, register_family
 
 
 class ResidualBlockNoBN(nn.Module):
@@ -42,20 +43,14 @@ class ResidualBlockNoBN(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x)))
 
 
-class MSRResNet(nn.Module):
-    """Modified SRResNet with a bilinear global skip (AIM 2020 baseline).
+class MSRResNet(RangeScaledNet):
+    """Modified SRResNet with a bilinear global skip (AIM 2020 baseline); official weights use [0, 1]."""
 
-    ``img_range`` multiplies the [0, 1] input before the network and divides the output after it, so weights
-    trained on another pixel range can be used unchanged; the official weights use 1.
-    """
-
-    def __init__(self, scale: int = 4, num_feat: int = 64, num_block: int = 16,
-                 img_range: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, scale: int = 4, num_feat: int = 64, num_block: int = 16, img_range: float = 1.0) -> None:
+        super().__init__(img_range)
         if scale not in (2, 3, 4):
             raise ValueError(f"MSRResNet supports scales 2, 3 and 4, not {scale}")
         self.scale = scale
-        self.img_range = float(img_range)
         self.conv_first = conv(3, num_feat, 3)
         self.recon_trunk = nn.Sequential(*(ResidualBlockNoBN(num_feat) for _ in range(num_block)))
         # ×4 is two ×2 stages (cheaper than one 16× channel expansion); ×2/×3 use a single stage.
@@ -68,29 +63,30 @@ class MSRResNet(nn.Module):
         self.conv_last = conv(num_feat, 3, 3)
         self.lrelu = activation("lrelu", negative_slope=0.1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.img_range != 1.0:
-            x = x * self.img_range
+    def forward_scaled(self, x: Tensor) -> Tensor:
         feat = self.recon_trunk(self.lrelu(self.conv_first(x)))
         feat = self.lrelu(self.pixel_shuffle(self.upconv1(feat)))
         if self.scale == 4:
             feat = self.lrelu(self.pixel_shuffle(self.upconv2(feat)))
         out = self.conv_last(self.lrelu(self.HRconv(feat)))
-        out = out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        if self.img_range != 1.0:
-            out = out / self.img_range
-        return out
+        return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
 
 
-@register_model(
-    "msrresnet",
-    family="msrresnet",
+def detect(s: Shapes) -> ModelConfig | None:
+    """``conv_first`` + ``recon_trunk``; ×4 has ``upconv2``, else ``upconv1``'s width gives ×2 (4·nf) or ×3."""
+    if not has_keys(s, "conv_first.weight", "recon_trunk.0.conv1.weight"):
+        return None
+    nf = s["conv_first.weight"][0]
+    scale = 4 if "upconv2.weight" in s else {4 * nf: 2, 9 * nf: 3}.get(s["upconv1.weight"][0])
+    if scale is None:
+        return None
+    return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "recon_trunk.{i}.conv1.weight")})
+
+
+FAMILY = register_family(Family(
+    name="msrresnet",
+    cls=MSRResNet,
     paper="AIM 2020 Challenge on Efficient Super-Resolution: Methods and Results (ECCVW 2020), baseline",
-    defaults={"num_feat": 64, "num_block": 16, "img_range": 1.0},
-    scales=(2, 3, 4),
-    input_range=1.0,
-    description="MSRResNet: 16 residual blocks, 64 channels, bilinear global skip (AIM 2020 baseline)",
-)
-def msrresnet(scale: int, num_feat: int = 64, num_block: int = 16, img_range: float = 1.0) -> nn.Module:
-    """MSRResNet, the AIM 2020 Efficient SR baseline."""
-    return MSRResNet(scale=scale, num_feat=num_feat, num_block=num_block, img_range=img_range)
+    variants={"msrresnet": {}},
+    detect=detect,
+))

@@ -27,65 +27,48 @@ Value range and deviations between paper and code, resolved in favour of the rel
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from .blocks import ESA, activation, conv, pixelshuffle_block
-from .registry import register_model
+from ..layers import DistillationBlock, RangeScaledNet, activation, conv, make_attention, pixelshuffle_block
+from .detection import Shapes, count_indexed, has_keys, scale_from_channels
+from .registry import Capabilities, Family, ModelConfig, register_family
 
 
-class RFDB(nn.Module):
+class RFDB(DistillationBlock):
     """Residual feature distillation block.
 
     Replaces IMDN's channel split by cheap 1×1 distillation convs next to full-width 3×3 refinement convs with
     identity shortcuts; ends in enhanced spatial attention instead of channel attention, which the authors
-    found more effective for shallow SR networks.
+    found more effective for shallow SR networks. There is no block-level residual.
     """
 
     def __init__(self, num_feat: int, esa_channels: int, negative_slope: float = 0.05) -> None:
-        super().__init__()
-        dc = num_feat // 2
-        self.c1_d = conv(num_feat, dc, 1)
-        self.c1_r = conv(num_feat, num_feat, 3)
-        self.c2_d = conv(num_feat, dc, 1)
-        self.c2_r = conv(num_feat, num_feat, 3)
-        self.c3_d = conv(num_feat, dc, 1)
-        self.c3_r = conv(num_feat, num_feat, 3)
-        self.c4 = conv(num_feat, dc, 3)
-        self.act = activation("lrelu", negative_slope)
-        self.c5 = conv(dc * 4, num_feat, 1)
-        self.esa = ESA(num_feat, esa_channels, full=True)
+        super().__init__(num_feat, act=activation("lrelu", negative_slope), refine=lambda i, o: conv(i, o, 3),
+                         last=lambda i, o: conv(i, o, 3), refine_skip=True)
+        self.c5 = conv(self.distilled_channels * 4, num_feat, 1)
+        self.esa = make_attention("esa", num_feat, esa_channels=esa_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        d1 = self.act(self.c1_d(x))
-        r1 = self.act(self.c1_r(x) + x)
-        d2 = self.act(self.c2_d(r1))
-        r2 = self.act(self.c2_r(r1) + r1)
-        d3 = self.act(self.c3_d(r2))
-        r3 = self.act(self.c3_r(r2) + r2)
-        d4 = self.act(self.c4(r3))
-        return self.esa(self.c5(torch.cat((d1, d2, d3, d4), dim=1)))
+        return self.esa(self.c5(self.distill(x)))
 
 
-class RFDN(nn.Module):
-    """RFDN with global feature aggregation. Blocks are attributes ``B1…Bn`` so keys match the checkpoint."""
+class RFDN(RangeScaledNet):
+    """RFDN with global feature aggregation. Blocks are attributes ``B1…Bn`` so keys match the checkpoint;
+    ``esa_channels`` None means ``num_feat // 4``."""
 
-    def __init__(self, scale: int = 4, num_feat: int = 50, num_block: int = 4,
-                 esa_channels: int | None = None, negative_slope: float = 0.05,
-                 img_range: float = 255.0) -> None:
-        super().__init__()
+    def __init__(self, scale: int = 4, num_feat: int = 50, num_block: int = 4, esa_channels: int | None = None,
+                 negative_slope: float = 0.05, img_range: float = 255.0) -> None:
+        super().__init__(img_range)
         esa = num_feat // 4 if esa_channels is None else esa_channels
-        self.img_range = float(img_range)
         self.num_block = num_block
         self.fea_conv = conv(3, num_feat, 3)
         for i in range(1, num_block + 1):
             self.add_module(f"B{i}", RFDB(num_feat, esa, negative_slope))
-        self.c = nn.Sequential(conv(num_feat * num_block, num_feat, 1), activation("lrelu", negative_slope))
+        self.c = torch.nn.Sequential(conv(num_feat * num_block, num_feat, 1), activation("lrelu", negative_slope))
         self.LR_conv = conv(num_feat, num_feat, 3)
         self.upsampler = pixelshuffle_block(num_feat, 3, scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.img_range != 1.0:
-            x = x * self.img_range
+    def forward_scaled(self, x: Tensor) -> Tensor:
         shallow = self.fea_conv(x)
         feats = []
         feat = shallow
@@ -93,25 +76,29 @@ class RFDN(nn.Module):
             feat = getattr(self, f"B{i}")(feat)
             feats.append(feat)
         fused = self.c(torch.cat(feats, dim=1))
-        out = self.upsampler(self.LR_conv(fused) + shallow)
-        if self.img_range != 1.0:
-            out = out / self.img_range
-        return out
+        return self.upsampler(self.LR_conv(fused) + shallow)
 
 
-@register_model(
-    "rfdn",
-    family="rfdn",
+def detect(s: Shapes) -> ModelConfig | None:
+    """A dense ``fea_conv`` (LKDN's is a BSConv, ``fea_conv.pw``) and ``B{i}.c1_d`` blocks."""
+    if not has_keys(s, "fea_conv.weight", "B1.c1_d.weight", "upsampler.0.weight"):
+        return None
+    scale = scale_from_channels(s["upsampler.0.weight"][0])
+    if scale is None:
+        return None
+    nf, esa = s["fea_conv.weight"][0], s["B1.esa.conv1.weight"][0]
+    return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "B{i}.c1_d.weight"),
+                                "esa_channels": None if esa == nf // 4 else esa})
+
+
+FAMILY = register_family(Family(
+    name="rfdn",
+    cls=RFDN,
     paper="Residual Feature Distillation Network for Lightweight Image Super-Resolution (ECCVW 2020); "
     "AIM 2020 Efficient SR winner, NTIRE 2023 baseline",
-    defaults={"num_feat": 50, "num_block": 4, "esa_channels": None, "negative_slope": 0.05,
-              "img_range": 255.0},
-    scales=(2, 3, 4),
-    input_range=255.0,
-    description="RFDN: 4 RFDBs, 50 channels, full ESA (AIM 2020 winner, NTIRE 2022/2023 baseline)",
-)
-def rfdn(scale: int, num_feat: int = 50, num_block: int = 4, esa_channels: int | None = None,
-         negative_slope: float = 0.05, img_range: float = 255.0) -> nn.Module:
-    """RFDN, the AIM 2020 Efficient SR winner (``esa_channels`` None means ``num_feat // 4``)."""
-    return RFDN(scale=scale, num_feat=num_feat, num_block=num_block, esa_channels=esa_channels,
-                negative_slope=negative_slope, img_range=img_range)
+    variants={"rfdn": {}},
+    # ESA: an unpadded stride-2 conv and a 7×7/3 max-pool need 15 px, and its pooled map is resampled to the
+    # whole input's size, so tiles differ from the whole image.
+    capabilities=Capabilities(min_size=15, tile_exact=False),
+    detect=detect,
+))

@@ -31,22 +31,22 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import ESA, activation, conv, pixelshuffle_block
-from .registry import register_model
+from ..layers import RangeScaledNet, activation, conv, make_attention, pixelshuffle_block
+from .detection import Shapes, count_indexed, has_keys, scale_from_channels
+from .registry import Capabilities, Family, ModelConfig, Variant, register_family
 
 
 class RLFB(nn.Module):
     """Residual local feature block: RFDB without the distillation branches (which cost runtime through extra
     1×1 convs and a concat) and with a slimmer ESA."""
 
-    def __init__(self, num_feat: int, mid_channels: int, esa_channels: int,
-                 negative_slope: float = 0.05) -> None:
+    def __init__(self, num_feat: int, mid_channels: int, esa_channels: int, negative_slope: float = 0.05) -> None:
         super().__init__()
         self.c1_r = conv(num_feat, mid_channels, 3)
         self.c2_r = conv(mid_channels, mid_channels, 3)
         self.c3_r = conv(mid_channels, num_feat, 3)
         self.c5 = conv(num_feat, num_feat, 1)
-        self.esa = ESA(num_feat, esa_channels, full=False)
+        self.esa = make_attention("esa_reduced", num_feat, esa_channels=esa_channels)
         self.act = activation("lrelu", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -56,15 +56,13 @@ class RLFB(nn.Module):
         return self.esa(self.c5(out + x))
 
 
-class RLFN(nn.Module):
+class RLFN(RangeScaledNet):
     """RLFN family network. ``mid_channels`` None means "same as ``num_feat``" (the unpruned models)."""
 
-    def __init__(self, scale: int = 4, num_feat: int = 52, num_block: int = 6,
-                 mid_channels: int | None = None, esa_channels: int = 16, negative_slope: float = 0.05,
-                 img_range: float = 255.0) -> None:
-        super().__init__()
+    def __init__(self, scale: int = 4, num_feat: int = 52, num_block: int = 6, mid_channels: int | None = None,
+                 esa_channels: int = 16, negative_slope: float = 0.05, img_range: float = 255.0) -> None:
+        super().__init__(img_range)
         mid = num_feat if mid_channels is None else mid_channels
-        self.img_range = float(img_range)
         self.num_block = num_block
         self.conv_1 = conv(3, num_feat, 3)
         for i in range(1, num_block + 1):
@@ -72,72 +70,39 @@ class RLFN(nn.Module):
         self.conv_2 = conv(num_feat, num_feat, 3)
         self.upsampler = pixelshuffle_block(num_feat, 3, scale)
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.img_range != 1.0:
-            x = x * self.img_range
+    def forward_scaled(self, x: Tensor) -> Tensor:
         shallow = self.conv_1(x)
         feat = shallow
         for i in range(1, self.num_block + 1):
             feat = getattr(self, f"block_{i}")(feat)
-        out = self.upsampler(self.conv_2(feat) + shallow)
-        if self.img_range != 1.0:
-            out = out / self.img_range
-        return out
+        return self.upsampler(self.conv_2(feat) + shallow)
 
 
-_PAPER = "Residual Local Feature Network for Efficient Super-Resolution (CVPRW 2022)"
+def detect(s: Shapes) -> ModelConfig | None:
+    """``conv_1`` + ``block_{i}`` RLFBs; ``c1_r``'s width differing from ``conv_1``'s is a pruned model."""
+    if not has_keys(s, "conv_1.weight", "block_1.c1_r.weight", "upsampler.0.weight"):
+        return None
+    scale = scale_from_channels(s["upsampler.0.weight"][0])
+    if scale is None:
+        return None
+    nf, mid = s["conv_1.weight"][0], s["block_1.c1_r.weight"][0]
+    return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "block_{i}.c1_r.weight"),
+                                "mid_channels": None if mid == nf else mid,
+                                "esa_channels": s["block_1.esa.conv1.weight"][0]})
 
 
-def _build(scale: int, num_feat: int, num_block: int, mid_channels: int | None, esa_channels: int,
-           negative_slope: float, img_range: float) -> nn.Module:
-    return RLFN(scale=scale, num_feat=num_feat, num_block=num_block, mid_channels=mid_channels,
-                esa_channels=esa_channels, negative_slope=negative_slope, img_range=img_range)
-
-
-@register_model(
-    "rlfn",
-    family="rlfn",
-    paper=_PAPER,
-    defaults={"num_feat": 52, "num_block": 6, "mid_channels": None, "esa_channels": 16,
-              "negative_slope": 0.05, "img_range": 255.0},
-    scales=(2, 3, 4),
-    input_range=255.0,
-    description="RLFN: 6 RLFBs, 52 channels, reduced ESA (paper model)",
-)
-def rlfn(scale: int, num_feat: int = 52, num_block: int = 6, mid_channels: int | None = None,
-         esa_channels: int = 16, negative_slope: float = 0.05, img_range: float = 255.0) -> nn.Module:
-    """RLFN, the paper model (52 channels)."""
-    return _build(scale, num_feat, num_block, mid_channels, esa_channels, negative_slope, img_range)
-
-
-@register_model(
-    "rlfn_s",
-    family="rlfn",
-    paper=_PAPER,
-    defaults={"num_feat": 48, "num_block": 6, "mid_channels": None, "esa_channels": 16,
-              "negative_slope": 0.05, "img_range": 255.0},
-    scales=(2, 3, 4),
-    input_range=255.0,
-    description="RLFN-S: 6 RLFBs, 48 channels (faster paper variant)",
-)
-def rlfn_s(scale: int, num_feat: int = 48, num_block: int = 6, mid_channels: int | None = None,
-           esa_channels: int = 16, negative_slope: float = 0.05, img_range: float = 255.0) -> nn.Module:
-    """RLFN-S, the smaller paper model (48 channels)."""
-    return _build(scale, num_feat, num_block, mid_channels, esa_channels, negative_slope, img_range)
-
-
-# The challenge entry was trained and pruned for ×4 only; other scales would be a different, untrained model.
-@register_model(
-    "rlfn_ntire",
-    family="rlfn",
-    paper=_PAPER + "; NTIRE 2022 Efficient SR runtime-track winner",
-    defaults={"num_feat": 46, "num_block": 4, "mid_channels": 48, "esa_channels": 16, "negative_slope": 0.05,
-              "img_range": 255.0},
-    scales=(4,),
-    input_range=255.0,
-    description="RLFN NTIRE 2022 entry: 4 RLFBs, 46 channels pruned (48 inside blocks), x4",
-)
-def rlfn_ntire(scale: int, num_feat: int = 46, num_block: int = 4, mid_channels: int | None = 48,
-               esa_channels: int = 16, negative_slope: float = 0.05, img_range: float = 255.0) -> nn.Module:
-    """RLFN's pruned NTIRE 2022 challenge model (46 feature channels, 48 mid channels)."""
-    return _build(scale, num_feat, num_block, mid_channels, esa_channels, negative_slope, img_range)
+FAMILY = register_family(Family(
+    name="rlfn",
+    cls=RLFN,
+    paper="Residual Local Feature Network for Efficient Super-Resolution (CVPRW 2022)",
+    variants={
+        "rlfn": {},
+        "rlfn_s": {"num_feat": 48},
+        # The challenge entry was trained and pruned for ×4 only; other scales would be a different, untrained
+        # model.
+        "rlfn_ntire": Variant({"num_feat": 46, "num_block": 4, "mid_channels": 48}, scales=(4,),
+                              note="NTIRE 2022 Efficient SR runtime-track winner"),
+    },
+    capabilities=Capabilities(min_size=15, tile_exact=False),  # reduced ESA: see rfdn
+    detect=detect,
+))

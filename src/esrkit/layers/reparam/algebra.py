@@ -1,30 +1,22 @@
-"""Structural re-parameterization: multi-branch training blocks and the algebra that folds them.
+"""Kernel algebra of structural re-parameterization: the exact folds every multi-branch block is built from.
 
 Several efficient-SR families (LKDN-S, ECBSR, RepVGG-style RepConv, ...) train a block with parallel or
 sequential linear branches and identity skips, then collapse it into a single convolution for inference.
 Because every branch is linear up to the point where the branches are summed, the folded convolution computes
 *exactly* the same function; only rounding differs.
 
-The module has two layers:
+The functions work on :class:`Kernel` ``(weight, bias)`` pairs and know nothing about any one architecture, so
+a new block only has to describe its branches in terms of them:
 
-* **Kernel algebra** on :class:`Kernel` ``(weight, bias)`` pairs. These functions know nothing about any one
-  architecture, so a new family only has to describe its branches in terms of them:
-
-  - :func:`conv_params` reads a ``Conv2d`` (optionally upcast, so folds can be done in float64);
-  - :func:`pad_kernel` centres a small kernel inside a larger one;
-  - :func:`identity_kernel` / :func:`identity_branch` express a skip connection as a convolution;
-  - :func:`grouped_to_dense` rewrites a grouped (e.g. depth-wise) kernel as an equivalent dense one;
-  - :func:`sum_branches` folds parallel branches (padding them to a common size), with
-    :func:`fold_1x1_into_kxk` as the common two-branch case;
-  - :func:`fuse_sequential_1x1_kxk` folds a 1×1 conv followed by a k×k conv;
-  - :func:`fuse_conv_bn` folds an eval-mode BatchNorm into the conv before it;
-  - :func:`to_conv2d` materializes a :class:`Kernel` as a plain ``nn.Conv2d``.
-
-* **Blocks** whose ``fused()`` returns their deploy module, which is what :func:`esrkit.models.reparameterize`
-  looks for: :class:`BSConvU` (already plain), :class:`BSConvURep` and :class:`RepUpsampler`.
-
-Submodule names follow the LKDN authors' checkpoints (``pw``, ``dw``, ``rep1x1``, ``conv1``, ``conv3``,
-``conv1x1``, ``conv3x3``) so released weights load without renaming.
+- :func:`conv_params` reads a ``Conv2d`` (optionally upcast, so folds can be done in float64);
+- :func:`pad_kernel` centres a small kernel inside a larger one;
+- :func:`identity_kernel` / :func:`identity_branch` express a skip connection as a convolution;
+- :func:`grouped_to_dense` rewrites a grouped (e.g. depth-wise) kernel as an equivalent dense one;
+- :func:`sum_branches` folds parallel branches (padding them to a common size), with
+  :func:`fold_1x1_into_kxk` as the common two-branch case;
+- :func:`fuse_sequential_1x1_kxk` folds a 1×1 conv followed by a k×k conv;
+- :func:`fuse_conv_bn` folds an eval-mode BatchNorm into the conv before it;
+- :func:`to_conv2d` materializes a :class:`Kernel` as a plain ``nn.Conv2d``.
 """
 
 from __future__ import annotations
@@ -35,13 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import conv, pixelshuffle_block
+from ..conv import conv
 
 __all__ = [
-    "BSConvU",
-    "BSConvURep",
+    "FOLD_DTYPE",
     "Kernel",
-    "RepUpsampler",
     "conv_params",
     "fold_1x1_into_kxk",
     "fuse_conv_bn",
@@ -56,7 +46,7 @@ __all__ = [
 
 # Folding is done in float64 and cast back: the fold itself then adds no visible error, so any train/deploy
 # mismatch a test sees comes from the (unavoidable) float32 evaluation of the two graphs, not the algebra.
-_FOLD_DTYPE = torch.float64
+FOLD_DTYPE = torch.float64
 
 
 class Kernel(NamedTuple):
@@ -68,11 +58,6 @@ class Kernel(NamedTuple):
 
     weight: Tensor
     bias: Tensor
-
-
-# ----------------------------------------------------------------------------------------------------
-# Kernel algebra
-# ----------------------------------------------------------------------------------------------------
 
 
 def conv_params(module: nn.Conv2d, dtype: torch.dtype | None = None) -> Kernel:
@@ -237,113 +222,3 @@ def to_conv2d(kernel: Kernel, *, groups: int = 1, dilation: int = 1, bias: bool 
         if bias:
             module.bias.copy_(b.to(target))  # type: ignore[union-attr]
     return module
-
-
-# ----------------------------------------------------------------------------------------------------
-# Blocks
-# ----------------------------------------------------------------------------------------------------
-
-
-class BSConvU(nn.Module):
-    """Blueprint separable convolution (BSConv-U): point-wise 1×1 (no bias) then depth-wise k×k (with bias).
-
-    Splitting a dense k×k into these two costs ``in·out + out·k²`` parameters instead of ``in·out·k²``, which
-    is where LKDN's parameter budget comes from. It is also the deploy form of :class:`BSConvURep`.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
-                 bias: bool = True) -> None:
-        super().__init__()
-        self.pw = conv(in_channels, out_channels, 1, bias=False)
-        self.dw = conv(out_channels, out_channels, kernel_size, bias=bias, groups=out_channels,
-                       dilation=dilation)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.dw(self.pw(x))
-
-
-class BSConvURep(nn.Module):
-    """Train-time BSConv with re-parameterizable skips (LKDN's "RBSB"; ``BSConvU_rep`` in the official code).
-
-    Computes ``f1 = pw(x) + x`` and ``y = dw(f1) + rep1x1(f1) + f1`` where ``rep1x1`` is a depth-wise 1×1
-    with bias. The extra branches ease optimisation but, being linear, fold into a plain :class:`BSConvU` with
-    ``pw' = pw + I`` and ``dw' = dw + pad(rep1x1) + δ_centre``, ``b' = b_dw + b_rep`` — so the skip
-    connections cost nothing (no extra memory traffic) at inference.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
-                 bias: bool = True) -> None:
-        super().__init__()
-        if in_channels != out_channels:
-            raise ValueError("BSConvURep has identity skips, so in_channels must equal out_channels")
-        if kernel_size % 2 == 0:
-            raise ValueError("BSConvURep needs an odd kernel (identity and 1x1 branches sit at its centre)")
-        self.kernel_size = kernel_size
-        self.dilation = dilation
-        self.pw = conv(in_channels, out_channels, 1, bias=False)
-        self.dw = conv(out_channels, out_channels, kernel_size, bias=bias, groups=out_channels,
-                       dilation=dilation)
-        self.rep1x1 = conv(out_channels, out_channels, 1, bias=bias, groups=out_channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        f1 = self.pw(x) + x
-        return self.dw(f1) + self.rep1x1(f1) + f1
-
-    def fused(self) -> BSConvU:
-        """The equivalent plain :class:`BSConvU` (keys ``pw.weight``, ``dw.weight``, ``dw.bias``)."""
-        channels = self.pw.out_channels
-        dtype = self.pw.weight.dtype
-        pw = conv_params(self.pw, _FOLD_DTYPE)
-        pw = sum_branches(pw, identity_branch(channels, 1, like=pw.weight))
-        dw = conv_params(self.dw, _FOLD_DTYPE)
-        dw = sum_branches(dw, conv_params(self.rep1x1, _FOLD_DTYPE),
-                          identity_branch(channels, self.kernel_size, groups=channels, like=dw.weight))
-        has_bias = self.dw.bias is not None
-        out = BSConvU(channels, channels, self.kernel_size, self.dilation, bias=has_bias)
-        out = out.to(device=self.pw.weight.device, dtype=dtype)
-        with torch.no_grad():
-            out.pw.weight.copy_(pw.weight.to(dtype))
-            out.dw.weight.copy_(dw.weight.to(dtype))
-            if has_bias:
-                out.dw.bias.copy_(dw.bias.to(dtype))  # type: ignore[union-attr]
-        return out.train(self.training)
-
-
-class RepUpsampler(nn.Module):
-    """Re-parameterizable pixel-shuffle upsampler of LKDN-S (``Upsampler_rep`` in the official code).
-
-    Three branches producing ``out_channels · scale²`` maps are summed before the pixel shuffle: a 1×1 conv
-    (``conv1``), a 3×3 conv (``conv3``) and an expand-then-squeeze pair, 1×1 to ``2·in`` (``conv1x1``) then an
-    unpadded 3×3 (``conv3x3``). The pair sees a zero-padded *input*, so its intermediate border equals the 1×1
-    bias and the pair folds exactly (see :func:`fuse_sequential_1x1_kxk`). :meth:`fused` returns the single
-    3×3 conv + pixel shuffle that LKDN uses (``0.weight``/``0.bias``).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, scale: int, expand: int = 2) -> None:
-        super().__init__()
-        mapped = out_channels * scale * scale
-        self.in_channels, self.out_channels, self.scale = in_channels, out_channels, scale
-        self.conv1 = conv(in_channels, mapped, 1)
-        self.conv3 = conv(in_channels, mapped, 3)
-        self.conv1x1 = conv(in_channels, in_channels * expand, 1)
-        self.conv3x3 = nn.Conv2d(in_channels * expand, mapped, 3, padding=0)
-        self.pixel_shuffle = nn.PixelShuffle(scale)
-
-    def forward(self, x: Tensor) -> Tensor:
-        # Padding the input (not the 1x1 output) with zeros makes the intermediate border equal to the 1x1
-        # bias, which is the condition for the sequential pair to fold into one zero-padded 3x3.
-        seq = self.conv3x3(self.conv1x1(F.pad(x, (1, 1, 1, 1))))
-        return self.pixel_shuffle(self.conv1(x) + self.conv3(x) + seq)
-
-    def fused(self) -> nn.Sequential:
-        """The equivalent ``Sequential(Conv2d 3×3, PixelShuffle)``."""
-        dtype = self.conv3.weight.dtype
-        seq = fuse_sequential_1x1_kxk(conv_params(self.conv1x1, _FOLD_DTYPE),
-                                      conv_params(self.conv3x3, _FOLD_DTYPE))
-        kernel = sum_branches(conv_params(self.conv3, _FOLD_DTYPE), conv_params(self.conv1, _FOLD_DTYPE), seq)
-        out = pixelshuffle_block(self.in_channels, self.out_channels, self.scale, kernel_size=3)
-        out = out.to(device=self.conv3.weight.device, dtype=dtype)
-        with torch.no_grad():
-            out[0].weight.copy_(kernel.weight.to(dtype))
-            out[0].bias.copy_(kernel.bias.to(dtype))
-        return out.train(self.training)

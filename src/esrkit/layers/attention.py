@@ -1,54 +1,18 @@
-"""Building blocks shared by several architecture families.
+"""Attention blocks of the efficient-SR families, and one factory to build them by name.
 
-Names of submodules here are chosen so that state-dict keys match the authors' released checkpoints
-(``upsampler.0.weight`` for a conv followed by a pixel shuffle, for instance).
+ESA (RFDN's full form and RLFN's reduced one), IMDN's contrast-aware channel attention (CCA) and LKDN's large-kernel
+attention (LKA). Attribute names equal the released checkpoints' keys.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True,
-         groups: int = 1, dilation: int = 1) -> nn.Conv2d:
-    """A 2-D convolution with 'same' padding for odd kernels (the convention of every efficient-SR
-    codebase)."""
-    padding = (kernel_size - 1) // 2 * dilation
-    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias,
-                     groups=groups, dilation=dilation)
-
-
-def pixelshuffle_block(in_channels: int, out_channels: int, scale: int,
-                       kernel_size: int = 3) -> nn.Sequential:
-    """One conv to ``out_channels * scale**2`` channels followed by a pixel shuffle (the 'pixelshuffledirect'
-    upsampler of RFDN, RLFN and LKDN). Keys: ``0.weight``, ``0.bias``."""
-    return nn.Sequential(conv(in_channels, out_channels * scale * scale, kernel_size), nn.PixelShuffle(scale))
-
-
-def activation(name: str, negative_slope: float = 0.05, inplace: bool = True) -> nn.Module:
-    """Build an activation by name.
-
-    The efficient-SR codebases pick activations by string in their configs (``"lrelu"`` with slope 0.05 in
-    IMDN/RFDN/RLFN, 0.1 in MSRResNet); one helper keeps those choices readable and lets a hyper-parameter
-    switch them. ``inplace`` defaults to True because the official code runs that way and peak GPU memory is
-    a ranked challenge metric; pass False where the pre-activation tensor is still needed.
-    """
-    key = name.lower()
-    if key == "relu":
-        return nn.ReLU(inplace=inplace)
-    if key in ("lrelu", "leakyrelu"):
-        return nn.LeakyReLU(negative_slope, inplace=inplace)
-    if key == "prelu":
-        return nn.PReLU(init=negative_slope)
-    if key == "gelu":
-        return nn.GELU()
-    if key in ("silu", "swish"):
-        return nn.SiLU(inplace=inplace)
-    if key in ("identity", "none", "linear"):
-        return nn.Identity()
-    raise ValueError(f"unknown activation {name!r} (expected relu, lrelu, prelu, gelu, silu or identity)")
+from .conv import conv
 
 
 class ESA(nn.Module):
@@ -121,3 +85,45 @@ class CCALayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         stats = self.contrast(x) + x.mean(dim=(2, 3), keepdim=True)
         return x * self.conv_du(stats)
+
+
+class LargeKernelAttention(nn.Module):
+    """LKA in LKDN's order: 1×1 → 5×5 depth-wise → 5×5 depth-wise with dilation 3 (a 17×17 receptive field),
+    then an element-wise product with the input.
+
+    There is deliberately no sigmoid: the product itself is the gate. The point-wise conv comes first (as in
+    VAPSR) so that the two depth-wise convs act on already-mixed channels.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.pointwise = conv(channels, channels, 1)
+        self.depthwise = conv(channels, channels, 5, groups=channels)
+        self.depthwise_dilated = conv(channels, channels, 5, groups=channels, dilation=3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.depthwise_dilated(self.depthwise(self.pointwise(x)))
+
+
+# Every attention by the name a family's hyper-parameters (or a new family) use for it. The ESA forms take
+# ``esa_channels``; CCA takes ``reduction``; LKA only the width.
+ATTENTIONS: dict[str, Callable[..., nn.Module]] = {
+    "esa": lambda channels, esa_channels: ESA(channels, esa_channels, full=True),
+    "esa_reduced": lambda channels, esa_channels: ESA(channels, esa_channels, full=False),
+    "cca": lambda channels, reduction=16: CCALayer(channels, reduction),
+    "lka": lambda channels: LargeKernelAttention(channels),
+    "none": lambda channels: nn.Identity(),
+}
+
+# Attentions that look at the whole feature map (global statistics, or resampling to the map's own size):
+# a network using one cannot be tiled exactly.
+GLOBAL_ATTENTIONS = frozenset({"esa", "esa_reduced", "cca"})
+
+
+def make_attention(kind: str, channels: int, **kwargs: int) -> nn.Module:
+    """Build the attention ``kind`` (a key of :data:`ATTENTIONS`) for ``channels`` feature channels."""
+    try:
+        factory = ATTENTIONS[kind]
+    except KeyError:
+        raise ValueError(f"unknown attention {kind!r}; known: {', '.join(ATTENTIONS)}") from None
+    return factory(channels, **kwargs)
