@@ -8,14 +8,17 @@ gets in another (same rounding, same precision, same deploy form).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.io import image_to_tensor, tensor_to_image
 from ..errors import InputError
+from ..models.registry import Capabilities, capabilities_of
 
 _PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -34,22 +37,34 @@ class Upscaler:
     """Run an SR model on uint8 RGB images.
 
     ``precision`` casts the model and input (fp16/bf16) rather than using autocast, which is what deployments
-    do. ``tile`` (LR pixels) splits large inputs into overlapping tiles to bound memory; tiling is *not* exact
-    for models with global context (ESA pools over the whole feature map), so evaluation never tiles.
+    do. ``tile`` (LR pixels) splits large inputs into overlapping tiles to bound memory; tiling is exact only for
+    models whose registry capabilities say ``tile_exact`` (ESA pools over the whole feature map), so evaluation
+    never tiles.
+
+    The model's :class:`~esrkit.models.registry.Capabilities` (from the registry, or ``capabilities``) decide
+    what inputs need: an input (or tile) smaller than ``min_size`` or not a multiple of ``size_multiple`` is
+    padded by reflection at the bottom and right and the output cropped back, so any image size works.
     """
 
     def __init__(self, model: nn.Module, scale: int, device: str | torch.device | None = "cpu",
-                 precision: str = "fp32", tile: int | None = None, tile_overlap: int = 16) -> None:
+                 precision: str = "fp32", tile: int | None = None, tile_overlap: int = 16,
+                 capabilities: Capabilities | None = None) -> None:
         if precision not in _PRECISIONS:
-            raise InputError(f"--precision {precision!r}: choose one of {', '.join(_PRECISIONS)}")
+            raise InputError(f"{precision!r}: choose one of {', '.join(_PRECISIONS)}", param="precision")
+        if tile_overlap < 0:
+            raise InputError(f"{tile_overlap}: must be >= 0", param="tile_overlap")
         if tile is not None and tile <= 2 * tile_overlap:
-            raise InputError(f"--tile {tile}: must exceed twice the overlap ({tile_overlap})")
+            raise InputError(f"{tile}: must exceed twice the overlap ({tile_overlap})", param="tile")
         self.scale = scale
         self.device = resolve_device(device)
         self.dtype = _PRECISIONS[precision]
         self.precision = precision
         self.tile = tile
         self.tile_overlap = tile_overlap
+        self.capabilities = capabilities or capabilities_of(model)
+        if not self.capabilities.safe_precision(precision):
+            warnings.warn(f"{precision} is not marked safe for this model (its registry capabilities); "
+                          "expect lower fidelity than fp32", RuntimeWarning, stacklevel=2)
         self.model = model.eval().to(self.device, self.dtype)
 
     @classmethod
@@ -87,7 +102,18 @@ class Upscaler:
         out = self.upscale_tensor(image_to_tensor(lr))
         return tensor_to_image(out)
 
+    def _padding(self, size: int) -> int:
+        """Pixels to add to an LR side of ``size`` so the model accepts it (minimum size, then multiple)."""
+        caps = self.capabilities
+        target = max(size, caps.min_size)
+        target += -target % caps.size_multiple
+        return target - size
+
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        pad_h, pad_w = self._padding(h), self._padding(w)
+        if pad_h or pad_w:
+            x = _pad_bottom_right(x, pad_h, pad_w)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if (
             self.device.type == "cpu" and self.dtype == torch.bfloat16) else contextlib.nullcontext()
         with ctx:
@@ -96,7 +122,7 @@ class Upscaler:
         if tuple(out.shape[-2:]) != expected:
             raise InputError(f"model returned {tuple(out.shape[-2:])} for input {tuple(x.shape[-2:])}; "
                              f"it is not a ×{self.scale} model")
-        return out
+        return out[..., : h * self.scale, : w * self.scale]
 
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         assert self.tile is not None
@@ -115,3 +141,15 @@ class Upscaler:
                 out[..., top * s:(top + hh) * s, left * s:(left + ww) * s] = \
                     sr[..., ky * s:(ky + hh) * s, kx * s:(kx + ww) * s]
         return out
+
+
+def _pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """Extend ``x`` at the bottom and right by mirroring without edge repeat (like the SR codebases' test-time
+    padding), repeatedly when the pad exceeds the side; a one-pixel side is replicated."""
+    while pad_h or pad_w:
+        step_h, step_w = min(pad_h, x.shape[-2] - 1), min(pad_w, x.shape[-1] - 1)
+        if step_h <= 0 and step_w <= 0:
+            return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = F.pad(x, (0, max(step_w, 0), 0, max(step_h, 0)), mode="reflect")
+        pad_h, pad_w = pad_h - max(step_h, 0), pad_w - max(step_w, 0)
+    return x
