@@ -18,22 +18,8 @@ from torch import nn
 
 from conftest import shared_path
 from esrkit.errors import InputError
-from esrkit.layers.reparam import (
-    BSConvU,
-    BSConvURep,
-    Kernel,
-    RepUpsampler,
-    conv_params,
-    fold_1x1_into_kxk,
-    fuse_conv_bn,
-    fuse_sequential_1x1_kxk,
-    grouped_to_dense,
-    identity_branch,
-    identity_kernel,
-    pad_kernel,
-    sum_branches,
-    to_conv2d,
-)
+from esrkit.layers import reparam as rp
+from esrkit.layers.reparam import BSConvU, BSConvURep, Kernel, RepUpsampler
 from esrkit.models import create_model, reparameterize
 from esrkit.models.lkdn import LKDN
 
@@ -207,28 +193,28 @@ def _x(c: int, seed: int = 0) -> torch.Tensor:
 
 def test_pad_kernel_centres_and_rejects_off_centre_sizes() -> None:
     w = torch.arange(1.0, 5.0).reshape(1, 4, 1, 1)
-    padded = pad_kernel(w, 5)
+    padded = rp.pad_kernel(w, 5)
     assert padded.shape == (1, 4, 5, 5)
     assert torch.equal(padded[:, :, 2, 2], w[:, :, 0, 0])
     assert padded.sum() == w.sum()
     with pytest.raises(ValueError):
-        pad_kernel(torch.zeros(1, 1, 3, 3), 4)
+        rp.pad_kernel(torch.zeros(1, 1, 3, 3), 4)
     with pytest.raises(ValueError):
-        pad_kernel(torch.zeros(1, 1, 3, 3), 1)
+        rp.pad_kernel(torch.zeros(1, 1, 3, 3), 1)
 
 
 @pytest.mark.parametrize(("channels", "k", "groups"), [(6, 1, 1), (6, 3, 1), (6, 3, 6), (6, 5, 2)])
 def test_identity_kernel_reproduces_input(channels: int, k: int, groups: int) -> None:
-    w = identity_kernel(channels, k, groups, dtype=F64)
+    w = rp.identity_kernel(channels, k, groups, dtype=F64)
     x = _x(channels)
     assert torch.equal(F.conv2d(x, w, padding=k // 2, groups=groups), x)
-    branch = identity_branch(channels, k, groups, like=w)
+    branch = rp.identity_branch(channels, k, groups, like=w)
     assert branch.bias.dtype == F64 and not branch.bias.any()
 
 
 def test_grouped_to_dense_matches_grouped_conv() -> None:
     grouped = _rand_conv(8, 8, 3, groups=4, seed=1)
-    w = grouped_to_dense(grouped.weight.detach(), 4)
+    w = rp.grouped_to_dense(grouped.weight.detach(), 4)
     assert w.shape == (8, 8, 3, 3)
     x = _x(8)
     assert torch.allclose(F.conv2d(x, w, grouped.bias, padding=1), grouped(x), atol=1e-12)
@@ -240,8 +226,8 @@ def test_sum_branches_equals_sum_of_parallel_convs(groups: int) -> None:
     k3, k1 = _rand_conv(c, c, 3, groups, seed=1), _rand_conv(c, c, 1, groups, seed=2)
     k5 = _rand_conv(c, c, 5, groups, seed=3)
     x = _x(c)
-    fused = sum_branches(conv_params(k3), conv_params(k1), conv_params(k5),
-                         identity_branch(c, 3, groups, like=k3.weight))
+    fused = rp.sum_branches(rp.conv_params(k3), rp.conv_params(k1), rp.conv_params(k5),
+                         rp.identity_branch(c, 3, groups, like=k3.weight))
     expected = k3(x) + k1(x) + k5(x) + x
     got = F.conv2d(x, fused.weight, fused.bias, padding=2, groups=groups)
     assert fused.weight.shape[-2:] == (5, 5)
@@ -250,11 +236,11 @@ def test_sum_branches_equals_sum_of_parallel_convs(groups: int) -> None:
 
 def test_fold_1x1_into_kxk() -> None:
     k3, k1 = _rand_conv(4, 6, 3, seed=4), _rand_conv(4, 6, 1, seed=5)
-    fused = fold_1x1_into_kxk(conv_params(k3), conv_params(k1))
+    fused = rp.fold_1x1_into_kxk(rp.conv_params(k3), rp.conv_params(k1))
     x = _x(4)
-    assert torch.allclose(to_conv2d(fused)(x), k3(x) + k1(x), atol=1e-12)
+    assert torch.allclose(rp.to_conv2d(fused)(x), k3(x) + k1(x), atol=1e-12)
     with pytest.raises(ValueError):
-        fold_1x1_into_kxk(conv_params(k3), conv_params(k3))
+        rp.fold_1x1_into_kxk(rp.conv_params(k3), rp.conv_params(k3))
 
 
 @pytest.mark.parametrize("k", [3, 5])
@@ -264,10 +250,10 @@ def test_fuse_sequential_1x1_kxk(k: int) -> None:
     x = _x(4)
     p = k // 2
     expected = second(first(F.pad(x, (p, p, p, p))))  # intermediate border = first.bias
-    fused = fuse_sequential_1x1_kxk(conv_params(first), conv_params(second))
+    fused = rp.fuse_sequential_1x1_kxk(rp.conv_params(first), rp.conv_params(second))
     assert torch.allclose(F.conv2d(x, fused.weight, fused.bias, padding=p), expected, atol=1e-12)
     with pytest.raises(ValueError):
-        fuse_sequential_1x1_kxk(conv_params(second), conv_params(first))
+        rp.fuse_sequential_1x1_kxk(rp.conv_params(second), rp.conv_params(first))
 
 
 def test_fuse_conv_bn_matches_eval_batchnorm() -> None:
@@ -277,16 +263,16 @@ def test_fuse_conv_bn_matches_eval_batchnorm() -> None:
         bn.running_mean.copy_(torch.randn(6, dtype=F64))
         bn.running_var.copy_(torch.rand(6, dtype=F64) + 0.5)
     bn.eval()
-    fused = fuse_conv_bn(conv_params(c), bn)
+    fused = rp.fuse_conv_bn(rp.conv_params(c), bn)
     x = _x(3)
-    assert torch.allclose(to_conv2d(fused)(x), bn(c(x)), atol=1e-12)
+    assert torch.allclose(rp.to_conv2d(fused)(x), bn(c(x)), atol=1e-12)
 
 
 def test_to_conv2d_refuses_to_drop_a_bias() -> None:
     kernel = Kernel(torch.zeros(2, 2, 3, 3), torch.ones(2))
     with pytest.raises(ValueError):
-        to_conv2d(kernel, bias=False)
-    assert to_conv2d(Kernel(torch.zeros(2, 2, 3, 3), torch.zeros(2)), bias=False).bias is None
+        rp.to_conv2d(kernel, bias=False)
+    assert rp.to_conv2d(Kernel(torch.zeros(2, 2, 3, 3), torch.zeros(2)), bias=False).bias is None
 
 
 def test_bsconvu_rep_fused_is_exact_and_plain() -> None:

@@ -44,10 +44,8 @@ class TinyNet(nn.Module):
 def detect(s: Shapes) -> ModelConfig | None:
     if not has_keys(s, "head.weight", "tail.0.weight"):
         return None
-    scale = scale_from_channels(s["tail.0.weight"][0])
-    if scale is None:
-        return None
-    return FAMILY.match(scale, {"num_feat": s["head.weight"][0], "num_block": count_indexed(s, "body.{i}.weight")})
+    hparams = {"num_feat": s["head.weight"][0], "num_block": count_indexed(s, "body.{i}.weight")}
+    return FAMILY.match(scale_from_channels(s["tail.0.weight"][0]), hparams)
 
 
 FAMILY = register_family(Family(

@@ -356,15 +356,7 @@ def _rank_sum(rows: Sequence[Row], protocol: Protocol, params: dict[str, Any], e
     if floor is not None:
         keys = "|".join(k for k in (floor.metric, floor.stand_in) if k)
         floor_line = (keys, floor.min, f"{floor.min:.2f} dB floor")
-    return Ranking(
-        protocol=protocol,
-        entries=_order(entries, order_by),
-        order_by=order_by,
-        columns=columns,
-        psnr_candidates=_psnr_candidates(protocol, params.get("plot_psnr"), rows),
-        floor_line=floor_line,
-        enforce_floor=enforce_floor,
-    )
+    return _ranking(protocol, params, rows, entries, order_by, columns, floor_line, enforce_floor)
 
 
 def _ais_score(rows: Sequence[Row], protocol: Protocol, params: dict[str, Any], enforce_floor: bool) -> Ranking:
@@ -432,13 +424,20 @@ def _ais_score(rows: Sequence[Row], protocol: Protocol, params: dict[str, Any], 
     columns = [col for col in columns if any(e.metric(col.key) is not None for e in entries)]
     label = "Lanczos" if protocol.baseline.get("name") is None else str(protocol.baseline["name"])
     order_by = str(params.get("order_by", "score"))
+    floor_line = ("psnr_y_mean", base_mean, f"{label} {base_mean:.3f} dB")
+    return _ranking(protocol, params, rows, entries, order_by, columns, floor_line, enforce_floor)
+
+
+def _ranking(protocol: Protocol, params: dict[str, Any], rows: Sequence[Row], entries: list[Entry], order_by: str,
+             columns: list[Column], floor_line: tuple[str, float, str] | None, enforce_floor: bool) -> Ranking:
+    """The :class:`Ranking` a rule function returns: entries in ``order_by`` order, plot candidates chosen."""
     return Ranking(
         protocol=protocol,
         entries=_order(entries, order_by),
         order_by=order_by,
         columns=columns,
         psnr_candidates=_psnr_candidates(protocol, params.get("plot_psnr"), rows),
-        floor_line=("psnr_y_mean", base_mean, f"{label} {base_mean:.3f} dB"),
+        floor_line=floor_line,
         enforce_floor=enforce_floor,
     )
 

@@ -91,26 +91,12 @@ def _scatter(ranking: Ranking, x_key: str, x_label: str, log_x: bool | None, tit
             zorder=3,
         )
         fig.colorbar(sc, ax=ax, label=f"place ({ranking.order_by})")
-    if others:
-        ax.scatter(
-            [x for _, x, _ in others],
-            [y for _, _, y in others],
-            marker="x",
-            c="0.45",
-            s=36,
-            label="not ranked",
-            zorder=3,
-        )
-    if baselines:
-        ax.scatter(
-            [x for _, x, _ in baselines],
-            [y for _, _, y in baselines],
-            marker="*",
-            c="tab:red",
-            s=110,
-            label="baseline",
-            zorder=4,
-        )
+    # Unranked entries and baselines: plain markers in a fixed colour, baselines drawn on top.
+    for group, marker, colour, size, label, z in ((others, "x", "0.45", 36, "not ranked", 3),
+                                                   (baselines, "*", "tab:red", 110, "baseline", 4)):
+        if group:
+            ax.scatter([x for _, x, _ in group], [y for _, _, y in group], marker=marker, c=colour, s=size,
+                       label=label, zorder=z)
     # With many entries, label only the podium, the baselines and the unranked ones: 30 overlapping names
     # are unreadable, and the table already names everyone.
     crowded = len(pts) > 15

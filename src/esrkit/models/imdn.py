@@ -106,10 +106,7 @@ def detect(s: Shapes) -> ModelConfig | None:
         return None
     nf = s["model.0.weight"][0]
     last = max((k for k in s if re.fullmatch(r"model\.\d+\.weight", k)), key=lambda k: int(k.split(".")[1]))
-    scale = scale_from_channels(s[last][0])
-    if scale is None:
-        return None
-    return FAMILY.match(scale, {
+    return FAMILY.match(scale_from_channels(s[last][0]), {
         "num_feat": nf,
         "num_block": count_indexed(s, "model.1.sub.{i}.conv1.0.weight"),
         "distill_rate": s["model.1.sub.0.conv4.weight"][0] / nf,

@@ -78,8 +78,6 @@ def detect(s: Shapes) -> ModelConfig | None:
         return None
     nf = s["conv_first.weight"][0]
     scale = 4 if "upconv2.weight" in s else {4 * nf: 2, 9 * nf: 3}.get(s["upconv1.weight"][0])
-    if scale is None:
-        return None
     return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "recon_trunk.{i}.conv1.weight")})
 
 

@@ -116,12 +116,15 @@ class Family:
                 raise TypeError(f"variant {variant_name!r} of {self.cls.__name__} overrides unknown "
                                 f"hyper-parameters {sorted(unknown)}; valid: {', '.join(params)}")
 
-    def match(self, scale: int, hparams: Mapping[str, Any], form: str = "train") -> ModelConfig:
+    def match(self, scale: int | None, hparams: Mapping[str, Any], form: str = "train") -> ModelConfig | None:
         """The variant whose complete hyper-parameters equal ``hparams`` (keys not given keep the class
-        defaults) and that supports ``scale``; else the first variant with the differences spelled out.
+        defaults) and that supports ``scale``; else the first variant with the differences spelled out; None
+        when the detector found no valid scale.
 
         Detectors call this so that a checkpoint of a registered configuration loads under its own name.
         """
+        if scale is None:
+            return None
         for variant_name in self.variants:
             info = model_info(variant_name)
             if scale in info.scales and all(info.defaults.get(k) == v for k, v in hparams.items()):

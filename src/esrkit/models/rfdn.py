@@ -83,12 +83,10 @@ def detect(s: Shapes) -> ModelConfig | None:
     """A dense ``fea_conv`` (LKDN's is a BSConv, ``fea_conv.pw``) and ``B{i}.c1_d`` blocks."""
     if not has_keys(s, "fea_conv.weight", "B1.c1_d.weight", "upsampler.0.weight"):
         return None
-    scale = scale_from_channels(s["upsampler.0.weight"][0])
-    if scale is None:
-        return None
     nf, esa = s["fea_conv.weight"][0], s["B1.esa.conv1.weight"][0]
-    return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "B{i}.c1_d.weight"),
-                                "esa_channels": None if esa == nf // 4 else esa})
+    hparams = {"num_feat": nf, "num_block": count_indexed(s, "B{i}.c1_d.weight"),
+               "esa_channels": None if esa == nf // 4 else esa}
+    return FAMILY.match(scale_from_channels(s["upsampler.0.weight"][0]), hparams)
 
 
 FAMILY = register_family(Family(

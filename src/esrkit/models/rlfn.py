@@ -82,13 +82,10 @@ def detect(s: Shapes) -> ModelConfig | None:
     """``conv_1`` + ``block_{i}`` RLFBs; ``c1_r``'s width differing from ``conv_1``'s is a pruned model."""
     if not has_keys(s, "conv_1.weight", "block_1.c1_r.weight", "upsampler.0.weight"):
         return None
-    scale = scale_from_channels(s["upsampler.0.weight"][0])
-    if scale is None:
-        return None
     nf, mid = s["conv_1.weight"][0], s["block_1.c1_r.weight"][0]
-    return FAMILY.match(scale, {"num_feat": nf, "num_block": count_indexed(s, "block_{i}.c1_r.weight"),
-                                "mid_channels": None if mid == nf else mid,
-                                "esa_channels": s["block_1.esa.conv1.weight"][0]})
+    hparams = {"num_feat": nf, "num_block": count_indexed(s, "block_{i}.c1_r.weight"),
+               "mid_channels": None if mid == nf else mid, "esa_channels": s["block_1.esa.conv1.weight"][0]}
+    return FAMILY.match(scale_from_channels(s["upsampler.0.weight"][0]), hparams)
 
 
 FAMILY = register_family(Family(

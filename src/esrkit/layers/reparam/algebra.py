@@ -29,21 +29,6 @@ from torch import Tensor, nn
 
 from ..conv import conv
 
-__all__ = [
-    "FOLD_DTYPE",
-    "Kernel",
-    "conv_params",
-    "fold_1x1_into_kxk",
-    "fuse_conv_bn",
-    "fuse_sequential_1x1_kxk",
-    "grouped_to_dense",
-    "identity_branch",
-    "identity_kernel",
-    "pad_kernel",
-    "sum_branches",
-    "to_conv2d",
-]
-
 # Folding is done in float64 and cast back: the fold itself then adds no visible error, so any train/deploy
 # mismatch a test sees comes from the (unavoidable) float32 evaluation of the two graphs, not the algebra.
 FOLD_DTYPE = torch.float64
