@@ -4,7 +4,8 @@
   ``border`` pixels (default: the scale) are cut from every side.
 * **PSNR** over all pixels (and channels) in float64 with peak 255.
 * **SSIM** is Wang et al.'s MATLAB ``ssim_index``: 11×11 Gaussian window, σ = 1.5, valid filtering,
-  K1 = 0.01, K2 = 0.03, L = 255; on RGB it is the mean of the three per-channel SSIMs.
+  K1 = 0.01, K2 = 0.03, L = 255; on RGB it is the mean of the three per-channel SSIMs. It is computed separably,
+  strip by strip (:mod:`esrkit.metrics._ssim`), so it costs little time and memory even on large pages.
 * **Y** is ITU-R BT.601 luma with MATLAB ``rgb2ycbcr``'s coefficients:
   ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` (R, G, B in 0..255), kept in float64 (BasicSR's
   convention). This reproduces the published bicubic ×4 figures, Set5 28.43 / Set14 26.09 (28.4314 / 26.0918);
@@ -14,13 +15,11 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
+from ._ssim import ssim
 
 __all__ = ["calculate_metrics", "psnr", "rgb_to_y", "ssim"]
 
@@ -38,42 +37,15 @@ def _crop(image: np.ndarray, border: int) -> np.ndarray:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR (dB) of two same-shape arrays on the 0..255 scale; ``inf`` when identical."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """PSNR (dB) of two same-shape arrays on the 0..255 scale; ``inf`` when identical.
+
+    The difference is taken in float64 straight into one buffer (no float copies of the inputs) and squared in
+    place: the same values and the same summation as squaring ``a - b`` in float64, with a third of the memory.
+    """
+    diff = np.subtract(a, b, dtype=np.float64)
+    np.square(diff, out=diff)
+    mse = float(diff.mean())
     return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
-
-
-@lru_cache(maxsize=4)
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(ax**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g).view(1, 1, size, size)
-
-
-def _ssim_plane(a: torch.Tensor, b: torch.Tensor) -> float:
-    """SSIM of two 2-D float64 planes on the 0..255 scale (MATLAB ssim_index, 'valid' filtering)."""
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    window = _gaussian_window()
-    x = torch.stack([a, b, a * a, b * b, a * b]).unsqueeze(1)  # 5×1×H×W
-    mu_a, mu_b, e_aa, e_bb, e_ab = F.conv2d(x, window).squeeze(1)
-    var_a, var_b, cov = e_aa - mu_a**2, e_bb - mu_b**2, e_ab - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    return float((num / den).mean())
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of H×W or H×W×C images on the 0..255 scale; for C channels the mean of per-channel SSIMs."""
-    if a.shape != b.shape:
-        raise InputError(f"SSIM needs equal shapes, got {a.shape} and {b.shape}")
-    if min(a.shape[:2]) < 11:
-        raise InputError(f"SSIM needs images of at least 11×11 after the border crop, got {a.shape[:2]}")
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
-    if ta.dim() == 2:
-        return _ssim_plane(ta, tb)
-    return float(np.mean([_ssim_plane(ta[..., c], tb[..., c]) for c in range(ta.shape[-1])]))
 
 
 def calculate_metrics(sr: np.ndarray, hr: np.ndarray, scale: int, border: int | None = None,
