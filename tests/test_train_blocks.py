@@ -8,16 +8,209 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from conftest import shared_path
+from esrkit.data.io import read_image, write_image
+from esrkit.data.resize import imresize
 from esrkit.errors import InputError
 from esrkit.train import (
     EMA,
+    BicubicDegradation,
+    Degradation,
+    HRCropDataset,
+    PairedDataset,
+    augment,
+    build_degradation,
     build_optimizer,
     build_scheduler,
+    dihedral,
+    to_float,
 )
 
 RNG = np.random.default_rng(7)
 
+
+def _coordinate_images(folder, sizes):
+    """Images whose pixels spell where they are: R = row, G = column, B = 10 × image number."""
+    for n, (h, w) in enumerate(sizes):
+        rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        write_image(folder / f"img{n}.png", np.stack([rows, cols, np.full_like(rows, 10 * n)], -1).astype(np.uint8))
+
+
+def _window_of(crop: torch.Tensor, k: int) -> tuple[int, int, int]:
+    """(image number, top, left) of a coordinate-image crop, after undoing dihedral transform ``k``."""
+    inverse = next(j for j in range(8) if torch.equal(dihedral(dihedral(crop, k), j), crop))
+    plain = dihedral(crop, inverse)
+    return int(plain[2, 0, 0]) // 10, int(plain[0, 0, 0]), int(plain[1, 0, 0])
+
+
+# ------------------------------------------------------------------------------------------------------ data
+
+
+def test_hr_crops_from_bsds_have_the_patch_size_and_are_reproducible(tmp_path):
+    source = shared_path("data", "train", "bsds500_train")
+    folder = tmp_path / "bsds"
+    folder.mkdir()
+    for path in sorted(source.glob("*.jpg"))[:3]:
+        (folder / path.name).symlink_to(path)
+    ds = HRCropDataset([folder], patch=96, scale=4, seed=3, repeat=2)
+    assert len(ds) == 6
+    first = [ds[i] for i in range(len(ds))]
+    assert all(c.shape == (3, 96, 96) and c.dtype == torch.uint8 for c in first)
+    again = HRCropDataset(folder, patch=96, scale=4, seed=3, repeat=2)
+    assert all(torch.equal(a, b) for a, b in zip(first, [again[i] for i in range(6)], strict=True))
+    ds.set_epoch(1)
+    assert not any(torch.equal(a, b) for a, b in zip(first, [ds[i] for i in range(6)], strict=True))
+    # every crop is a window of one of the images, flipped or rotated
+    images = [read_image(p).transpose(2, 0, 1) for p in ds.files]
+    for crop in first:
+        assert any(_is_window(dihedral(crop, k).numpy(), img) for img in images for k in range(8))
+
+
+def _is_window(crop: np.ndarray, image: np.ndarray) -> bool:
+    p = crop.shape[-1]
+    corner = image[:, : image.shape[1] - p + 1, : image.shape[2] - p + 1]
+    candidates = np.argwhere((corner == crop[:, :1, :1]).all(axis=0))
+    return any(np.array_equal(image[:, t:t + p, s:s + p], crop) for t, s in candidates)
+
+
+def test_crops_are_windows_order_visits_each_image_repeat_times_and_resume_is_exact(tmp_path):
+    _coordinate_images(tmp_path, [(40, 50), (36, 36), (48, 33)])
+    ds = HRCropDataset(tmp_path, patch=32, scale=4, augment=False, seed=1, repeat=3)
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        seen = []
+        for i in range(len(ds)):
+            crop = ds[i]
+            n, top, left = _window_of(crop, 0)
+            rows, cols = torch.meshgrid(torch.arange(32) + top, torch.arange(32) + left, indexing="ij")
+            assert torch.equal(crop[0].long(), rows) and torch.equal(crop[1].long(), cols)
+            h, w = ds.sizes[n]
+            assert 0 <= top <= h - 32 and 0 <= left <= w - 32
+            seen.append(n)
+        assert sorted(seen) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    full = [ds[i] for i in range(9)]  # epoch 1
+    ds.set_epoch(1, start=4)
+    assert len(ds) == 5
+    assert all(torch.equal(a, ds[i]) for i, a in enumerate(full[4:]))
+    with pytest.raises(IndexError):
+        ds[5]
+
+
+def test_dataset_augmentation_is_dihedral_of_the_same_window(tmp_path):
+    _coordinate_images(tmp_path, [(40, 50), (36, 36)])
+    plain = HRCropDataset(tmp_path, patch=16, scale=4, augment=False, seed=9, repeat=8)
+    flipped = HRCropDataset(tmp_path, patch=16, scale=4, augment=True, seed=9, repeat=8)
+    used = set()
+    for i in range(len(plain)):  # the crop position is drawn first, so both sets crop the same windows
+        used.add(next(k for k in range(8) if torch.equal(flipped[i], dihedral(plain[i], k))))
+    assert len(used) >= 4
+    # the datasets flip numpy views while cropping; it must be the same k -> transform map as dihedral()
+    from esrkit.train.data import _crop
+
+    image = RNG.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    for k in range(8):
+        assert torch.equal(_crop(image, 2, 5, 12, k), dihedral(_crop(image, 2, 5, 12, 0), k))
+
+
+def test_cache_dir_changes_speed_not_crops(tmp_path):
+    _coordinate_images(tmp_path / "imgs", [(40, 50), (36, 36)])
+    plain = HRCropDataset(tmp_path / "imgs", patch=16, scale=2, seed=5, repeat=4)
+    cached = HRCropDataset(tmp_path / "imgs", patch=16, scale=2, seed=5, repeat=4, cache_dir=tmp_path / "cache")
+    for epoch in (0, 2):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        assert all(torch.equal(plain[i], cached[i]) for i in range(len(plain)))
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_set_epoch_reaches_persistent_workers(tmp_path):
+    _coordinate_images(tmp_path, [(40, 50), (36, 36)])
+    ds = HRCropDataset(tmp_path, patch=16, scale=4, seed=2, repeat=2)
+    loader = DataLoader(ds, batch_size=2, shuffle=False, num_workers=1, persistent_workers=True)
+    for epoch in (0, 1):
+        ds.set_epoch(epoch)
+        expected = torch.stack([ds[i] for i in range(len(ds))])
+        assert torch.equal(torch.cat(list(loader)), expected)
+
+
+def test_dataset_errors_name_the_culprit(tmp_path):
+    with pytest.raises(InputError, match="missing: no such folder") as err:
+        HRCropDataset(tmp_path / "missing", patch=8, scale=2)
+    assert err.value.param == "folders"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: no images"):
+        HRCropDataset(tmp_path / "empty", patch=8, scale=2)
+    _coordinate_images(tmp_path / "imgs", [(40, 50), (20, 60)])
+    with pytest.raises(InputError, match=r"img1\.png: image is smaller than the 32×32 patch \(1 of 2"):
+        HRCropDataset(tmp_path / "imgs", patch=32, scale=4)
+    with pytest.raises(InputError, match="multiple of the scale 3") as err:
+        HRCropDataset(tmp_path / "imgs", patch=16, scale=3)
+    assert err.value.param == "patch"
+    with pytest.raises(InputError, match="nolr: no such folder") as err:
+        PairedDataset(tmp_path / "imgs", tmp_path / "nolr", 2, 8)
+    assert err.value.param == "lr_dir"
+    (tmp_path / "lr").mkdir()
+    write_image(tmp_path / "lr" / "img0x2.png", np.zeros((20, 25, 3), np.uint8))
+    with pytest.raises(InputError, match=r"img1\.png: no LR image"):
+        PairedDataset(tmp_path / "imgs", tmp_path / "lr", 2, 8)
+
+
+def test_dihedral_is_the_group_of_8_symmetries_and_augment_is_shared_by_pairs():
+    image = torch.from_numpy(RNG.integers(0, 256, (3, 5, 5), dtype=np.uint8))
+    outputs = [dihedral(image, k) for k in range(8)]
+    assert len({o.numpy().tobytes() for o in outputs}) == 8
+    hwc = image.numpy().transpose(1, 2, 0)
+    by_numpy = {np.ascontiguousarray(np.rot90(m, r).transpose(2, 0, 1)).tobytes()
+                for m in (hwc, np.fliplr(hwc)) for r in range(4)}
+    assert {o.numpy().tobytes() for o in outputs} == by_numpy
+    for out in outputs:  # a bijection: every transform is undone by one of the 8
+        assert any(torch.equal(dihedral(out, j), image) for j in range(8))
+    gen = torch.Generator().manual_seed(0)
+    small = image.float() / 255  # a second member of a pair
+    drawn = set()
+    for _ in range(64):
+        a, b = augment((image, small), gen)
+        k = next(k for k in range(8) if torch.equal(a, outputs[k]))
+        assert torch.equal(b, dihedral(small, k))
+        drawn.add(k)
+    assert drawn == set(range(8))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_paired_crops_stay_aligned_under_augmentation(tmp_path, scale):
+    """LR made with esrkit's imresize: an LR crop equals imresize of its HR crop away from the crop border."""
+    for n, (h, w) in enumerate([(96, 120), (104, 88)]):
+        hr = RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        write_image(tmp_path / "HR" / f"{n:04d}.png", hr)
+        write_image(tmp_path / "LR" / f"X{scale}" / f"{n:04d}x{scale}.png", imresize(hr, 1 / scale))
+    ds = PairedDataset(tmp_path / "HR", tmp_path / "LR" / f"X{scale}", scale, patch_lr=12, seed=4, repeat=4)
+    m = 3  # LR pixels within 3 of the crop edge see HR pixels outside the crop
+    for i in range(len(ds)):
+        lr, hr = ds[i]
+        assert lr.shape == (3, 12, 12) and hr.shape == (3, 12 * scale, 12 * scale)
+        expected = imresize(hr.numpy().transpose(1, 2, 0), 1 / scale).transpose(2, 0, 1)
+        np.testing.assert_array_equal(lr.numpy()[:, m:-m, m:-m], expected[:, m:-m, m:-m])
+
+
+def test_bicubic_degradation_equals_rounded_imresize_on_a_batch_and_channels_last():
+    hr = RNG.integers(0, 256, (3, 32, 40, 3), dtype=np.uint8)
+    batch = to_float(torch.from_numpy(hr.transpose(0, 3, 1, 2).copy()))
+    assert batch.dtype == torch.float32 and float(batch.max()) <= 1.0
+    degrade = build_degradation("bicubic", 4)
+    assert isinstance(degrade, BicubicDegradation) and isinstance(degrade, Degradation)
+    lr = degrade(batch)
+    expected = np.stack([imresize(img, 0.25) for img in hr]).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal((lr * 255).round().to(torch.uint8).numpy(), expected)
+    torch.testing.assert_close(lr * 255, (lr * 255).round(), rtol=0, atol=1e-4)  # on the 256 levels
+    lr_cl = degrade(to_float(torch.from_numpy(hr.transpose(0, 3, 1, 2).copy()), channels_last=True))
+    assert lr_cl.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(lr_cl, lr)
+    with pytest.raises(InputError, match="unknown degradation 'jpeg'; choose one of bicubic"):
+        build_degradation("jpeg", 4)
+    with pytest.raises(InputError, match="uint8"):
+        to_float(batch)
 
 
 # ------------------------------------------------------------------------------------------------- optimizers
