@@ -17,11 +17,16 @@ from esrkit.errors import InputError
 from esrkit.train import (
     EMA,
     BicubicDegradation,
+    CharbonnierLoss,
+    ContrastiveLoss,
     Degradation,
+    DistillationLoss,
+    FFTLoss,
     HRCropDataset,
     PairedDataset,
     augment,
     build_degradation,
+    build_loss,
     build_optimizer,
     build_scheduler,
     dihedral,
@@ -211,6 +216,86 @@ def test_bicubic_degradation_equals_rounded_imresize_on_a_batch_and_channels_las
         build_degradation("jpeg", 4)
     with pytest.raises(InputError, match="uint8"):
         to_float(batch)
+
+
+# ---------------------------------------------------------------------------------------------------- losses
+
+
+def test_charbonnier_and_fft_losses_match_hand_values():
+    sr = torch.tensor([[[[0.0, 0.3]]]])
+    hr = torch.tensor([[[[0.0, 0.7]]]])
+    expected = (math.sqrt(1e-6) + math.sqrt(0.16 + 1e-6)) / 2
+    assert CharbonnierLoss(eps=1e-3)(sr, hr).item() == pytest.approx(expected, rel=1e-6)
+    # rfft2 of a 1×3 difference [0, 1, 0]: F0 = 1, F1 = exp(-2πi/3) = -1/2 - i·√3/2
+    # |Re| and |Im| of both frequencies: 1, 0, 1/2, √3/2 -> mean over 4 numbers
+    sr = torch.tensor([[[[0.2, 1.0, 0.5]]]])
+    hr = torch.tensor([[[[0.2, 0.0, 0.5]]]])
+    assert FFTLoss()(sr, hr).item() == pytest.approx((1 + 0 + 0.5 + math.sqrt(3) / 2) / 4, rel=1e-6)
+    # 2×2: a unit impulse has F = 1 at all 4 frequencies, imaginary parts 0 -> mean of (1,1,1,1,0,0,0,0)
+    impulse = torch.zeros(1, 1, 2, 2)
+    impulse[..., 0, 0] = 1
+    assert FFTLoss()(impulse, torch.zeros_like(impulse)).item() == pytest.approx(0.5)
+
+
+def test_contrastive_loss_prefers_hr_and_has_no_trainable_parameters():
+    hr = torch.from_numpy(RNG.random((2, 3, 32, 32), dtype=np.float32))
+    lr = imresize(hr, 0.25)
+    up = imresize(lr, 4)
+    loss = ContrastiveLoss()
+    assert [p for p in loss.parameters() if p.requires_grad] == [] and loss.state_dict() == {}
+    at_hr, at_bicubic = loss(hr, hr, lr).item(), loss(up, hr, lr).item()
+    # SR = HR: zero numerator; SR = the negative: zero denominator (only eps = 1e-8 keeps it finite)
+    assert at_hr == 0.0 and at_bicubic > 1e3
+    near_hr, between = 0.9 * hr + 0.1 * up, 0.5 * (hr + up)
+    assert at_hr < loss(near_hr, hr, lr).item() < loss(between, hr, lr).item() < at_bicubic
+    sr = between.clone().requires_grad_(True)
+    loss(sr, hr, lr).backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0
+    assert ContrastiveLoss()(between, hr, lr).item() == pytest.approx(loss(between, hr, lr).item(), rel=1e-6)
+
+
+def _tiny_sr(width: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 12, 3, padding=1),
+                         nn.PixelShuffle(2))
+
+
+def test_distillation_gradient_reaches_student_and_adapters_not_teacher():
+    torch.manual_seed(0)
+    student, teacher = _tiny_sr(4), _tiny_sr(8)
+    distill = DistillationLoss(student, teacher, [("1", "1")], weight_out=1.0, weight_feat=0.5)
+    ema = EMA(student, 0.9)  # a deep copy made after the loss: it carries the student's hooks along
+    assert distill.adapters["0"].weight.shape == (8, 4, 1, 1)
+    loss = build_loss({"l1": 1.0, "distill": 1.0}, extra={"distill": distill})
+    loss.train()
+    assert not teacher.training
+    assert set(map(id, loss.trainable_parameters())) == set(map(id, distill.adapter_parameters()))
+    lr = torch.rand(2, 3, 8, 8)
+    sr = student(lr)
+    ema.module(torch.rand(1, 3, 8, 8))  # must not replace the student's captured features
+    assert distill._student_feats["1"].shape[0] == 2
+    total, parts = loss(sr, torch.rand(2, 3, 16, 16), lr)
+    total.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in distill.adapter_parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+    assert set(parts) == {"l1", "distill"}
+    with pytest.raises(InputError, match="no module named 'nope'"):
+        DistillationLoss(student, teacher, [("nope", "1")])
+
+
+def test_build_loss_weights_parts_and_rejects_unknown_names():
+    sr, hr = torch.tensor([[[[0.0, 1.0]]]]), torch.tensor([[[[0.5, 0.0]]]])
+    loss = build_loss({"l1": 2.0, "mse": 0.5, "fft": 0})
+    total, parts = loss(sr, hr)
+    assert set(parts) == {"l1", "mse"}  # weight 0: left out
+    assert parts["l1"].item() == pytest.approx(0.75) and parts["mse"].item() == pytest.approx(0.625)
+    assert total.item() == pytest.approx(2 * 0.75 + 0.5 * 0.625)
+    with_eps = build_loss({"charbonnier": {"weight": 1.0, "eps": 0.5}})
+    assert with_eps(hr, hr)[0].item() == pytest.approx(0.5)
+    with pytest.raises(InputError, match="unknown loss 'ssim'; choose from charbonnier, contrastive, fft, l1, l2"):
+        build_loss({"ssim": 1.0})
+    with pytest.raises(InputError, match="weight of 'l1'"):
+        build_loss({"l1": -1})
 
 
 # ------------------------------------------------------------------------------------------------- optimizers
