@@ -276,12 +276,43 @@ def test_measure_runtime_bf16_converts_the_model() -> None:
 
 def test_device_and_precision_validation() -> None:
     assert resolve_precision("FP16") is torch.float16
-    with pytest.raises(InputError, match="--precision"):
+    with pytest.raises(InputError, match="fp8") as info:
         resolve_precision("fp8")
-    with pytest.raises(InputError, match="--device"):
-        resolve_device("tpu")
-    with pytest.raises(InputError):
+    assert info.value.param == "precision" and "--" not in str(info.value)  # the library names no CLI flag
+    for bad in ("tpu", "mps", "cuda:x", "cpu:1", ""):
+        with pytest.raises(InputError) as info:
+            resolve_device(bad)
+        assert info.value.param == "device", bad
+    with pytest.raises(InputError) as info:
         measure_runtime(nn.Conv2d(3, 3, 1), (4, 4), repeats=0)
+    assert info.value.param == "repeats"
+
+
+def test_auto_device_is_cuda_when_available_else_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device(" AUTO ").type == expected
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device("CPU")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_profile_and_inference_share_one_resolver() -> None:
+    """The bug this guards: ``profile --device auto`` failed while ``evaluate --device auto`` worked, because
+    each had its own resolver. Both now resolve through esrkit.device and accept the same spellings."""
+    from esrkit.infer import Upscaler
+
+    upscaler = Upscaler(nn.Conv2d(3, 3, 1), 1, device="auto", precision="FP32")
+    assert upscaler.device == resolve_device("auto")
+    assert upscaler.dtype is torch.float32 and upscaler.precision == "fp32"
+    result = measure_runtime(nn.Conv2d(3, 3, 1), (4, 4), device="auto", warmup=0, repeats=1, trials=1,
+                             measure_memory=False)
+    assert result.device == str(resolve_device("auto"))
+    for kwargs, param in (({"device": "tpu"}, "device"), ({"precision": "fp8"}, "precision"),
+                          ({"tile": 8, "tile_overlap": 4}, "tile")):
+        with pytest.raises(InputError) as info:
+            Upscaler(nn.Conv2d(3, 3, 1), 1, **kwargs)  # type: ignore[arg-type]
+        assert info.value.param == param and "--" not in info.value.message
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")

@@ -49,6 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..device import PRECISIONS, resolve_device, resolve_precision
 from ..errors import InputError
 
 __all__ = [
@@ -61,9 +62,6 @@ __all__ = [
     "resolve_precision",
     "summarize_timings",
 ]
-
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 @dataclass(frozen=True)
 class TimingStats:
@@ -145,27 +143,6 @@ class RuntimeResult:
             "trials": self.trials,
             "input_shape": list(self.input_shape),
         }
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Validate a device string; CUDA requested on a machine without it is a user error, not a crash."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"--device: unknown device {device!r}; use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device: cuda requested but no CUDA device is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"--device: unsupported device {device!r}; use cpu or cuda")
-    return dev
-
-
-def resolve_precision(precision: str) -> torch.dtype:
-    """Map ``fp32``/``fp16``/``bf16`` to a dtype, rejecting anything else with a one-line error."""
-    try:
-        return PRECISIONS[precision.lower()]
-    except (KeyError, AttributeError):
-        raise InputError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}") from None
 
 
 # ----------------------------------------------------------------------------------------------- timers
@@ -274,7 +251,7 @@ def measure_runtime(
     input_size: tuple[int, int] = (256, 256),
     *,
     in_channels: int = 3,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "cpu",
     precision: str = "fp32",
     warmup: int = 3,
     repeats: int = 10,
@@ -291,15 +268,15 @@ def measure_runtime(
     setting. ``timer`` replaces the clock (it receives a zero-argument callable and returns milliseconds),
     for tests.
     """
-    if warmup < 0 or repeats < 1 or trials < 1:
-        raise InputError(f"need warmup >= 0, repeats >= 1, trials >= 1 (got {warmup}, {repeats}, {trials})")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads: must be >= 1, got {threads}")
+    for name, value, least in (("warmup", warmup, 0), ("repeats", repeats, 1), ("trials", trials, 1),
+                               ("threads", threads, 1)):
+        if value is not None and value < least:
+            raise InputError(f"must be >= {least}, got {value}", param=name)
     dev = resolve_device(device)
     dtype = resolve_precision(precision)
     height, width = (int(v) for v in input_size)
     if height <= 0 or width <= 0:
-        raise InputError(f"--input: size must be positive, got {height}x{width}")
+        raise InputError(f"size must be positive, got {height}x{width}", param="input_size")
 
     import copy
 
