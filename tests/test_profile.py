@@ -253,6 +253,43 @@ def test_measure_runtime_groups_injected_timer_values_into_trials() -> None:
     assert result.memory.peak_mib is None
 
 
+def test_time_forward_times_each_given_input_and_groups_by_trial() -> None:
+    """The loop shared by ``profile`` and ``challenge run``: warm-up cycles the inputs untimed, then every trial
+    makes ``repeats`` passes with one timed call per input, each input converted to the model's dtype first."""
+    from esrkit.profile import time_forward
+
+    seen: list[tuple[tuple[int, ...], torch.dtype]] = []
+
+    class Recorder(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((tuple(x.shape[-2:]), x.dtype))
+            return x
+
+    small, large = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 8, 6)
+    values = iter([1.0, 3.0, 5.0, 7.0, 2.0, 2.0, 2.0, 2.0])
+    timed_shapes: list[tuple[int, ...]] = []
+
+    def fake_timer(fn):  # type: ignore[no-untyped-def]
+        before = len(seen)
+        fn()
+        timed_shapes.append(seen[before][0])
+        return next(values)
+
+    threads_before = torch.get_num_threads()
+    result = time_forward(Recorder(), [small, large], device=torch.device("cpu"), dtype=torch.float64, warmup=3,
+                          repeats=2, trials=2, threads=1, timer=fake_timer)
+    assert [shape for shape, _ in seen[:3]] == [(4, 4), (8, 6), (4, 4)]  # warm-up, untimed
+    assert timed_shapes == [(4, 4), (8, 6)] * 4
+    assert {dtype for _, dtype in seen} == {torch.float64}
+    assert result.timing.samples == 8
+    assert result.timing.trial_means_ms == pytest.approx((4.0, 2.0))
+    assert result.timing.best_of_trials_ms == pytest.approx(2.0)
+    assert result.cuda_peak_mib is None and result.threads == 1
+    assert torch.get_num_threads() == threads_before
+    with pytest.raises(InputError):
+        time_forward(Recorder(), [], device=torch.device("cpu"), dtype=torch.float32)
+
+
 def test_measure_runtime_on_cpu_is_sane_and_leaves_settings_alone() -> None:
     model = _CountingNet()
     threads_before = torch.get_num_threads()
