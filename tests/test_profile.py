@@ -449,7 +449,7 @@ def test_cli_cuda_absent_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
-    from esrkit.cli.profile import write_json_atomic
+    from esrkit.fileio import write_json_atomic
 
     target = tmp_path / "r.json"
     write_json_atomic(target, {"a": 1})
@@ -461,13 +461,16 @@ def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None
 
 
 def test_parse_size() -> None:
+    from esrkit.cli import render_error
     from esrkit.cli.profile import parse_size
 
     assert parse_size("256x128") == (256, 128)
     assert parse_size("64X64") == (64, 64)
     for bad in ("256x", "x256", "256", "a x b", "-1x5", ""):
-        with pytest.raises(InputError, match="--input"):
+        with pytest.raises(InputError) as info:
             parse_size(bad)
+        assert info.value.param == "input_size"
+        assert render_error(info.value).startswith("--input: ")  # the flag the user typed, not the Python name
 
 
 def test_statistics_module_median_matches_definition() -> None:

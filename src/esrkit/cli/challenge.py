@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InputError
+from ..fileio import check_output_path, write_text_atomic
 from ._app import app
 
 challenge_app = typer.Typer(
@@ -32,11 +32,6 @@ def _console() -> Any:
         # Piped to a file or a CI log: wide enough that a 14-column challenge table stays one line per row.
         console = Console(width=240)
     return console
-
-
-def _check_out_dir(path: Path | None, option: str) -> None:
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise InputError(f"{option}: directory does not exist: {path.parent}")
 
 
 def print_ranking(ranking: Any) -> None:
@@ -79,10 +74,11 @@ def rank_command(
 ) -> None:
     """Rank rows under a challenge's rules and print the table."""
     from ..challenge import load_protocol, rank_rows, read_rows
-    from ..challenge.rows import write_text_atomic
 
-    _check_out_dir(json_out, "--json")
-    _check_out_dir(csv_out, "--csv")
+    if json_out is not None:
+        check_output_path(json_out, param="json_out")
+    if csv_out is not None:
+        check_output_path(csv_out, param="csv_out")
     protocol = load_protocol(challenge)
     ranking = rank_rows(read_rows(rows), protocol, enforce_floor=not no_floor, order_by=order_by)
     print_ranking(ranking)
@@ -134,7 +130,8 @@ def run_command(
     """Produce a challenge table row for one model: PSNR, runtime, #params, FLOPs, #acts, memory, #conv."""
     from ..challenge import measure_challenge_row
 
-    _check_out_dir(json_out, "--json")
+    if json_out is not None:
+        check_output_path(json_out, param="json_out")
     document = measure_challenge_row(
         challenge,
         weights,
@@ -147,6 +144,4 @@ def run_command(
     )
     _print_row(document)
     if json_out is not None:
-        from ..challenge.rows import write_text_atomic
-
         write_text_atomic(json_out, json.dumps(document, indent=2) + "\n")

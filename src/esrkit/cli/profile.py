@@ -9,33 +9,23 @@ from typing import Any
 
 import typer
 
-from .. import fileio
 from ..errors import InputError
+from ..fileio import check_output_path, write_json_atomic
 from ._app import app
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``"256x256"`` (height x width) to ``(256, 256)``; anything else is an :class:`InputError` naming
-    --input."""
+    """``"256x256"`` (height x width) to ``(256, 256)``; anything else is an :class:`InputError` about
+    ``input_size`` (shown as ``--input``)."""
     match = _SIZE.match(text or "")
     if not match:
-        raise InputError(f"--input: expected HxW such as 256x256, got {text!r}")
+        raise InputError(f"expected HxW such as 256x256, got {text!r}", param="input_size")
     height, width = int(match.group(1)), int(match.group(2))
     if height <= 0 or width <= 0:
-        raise InputError(f"--input: height and width must be positive, got {text!r}")
+        raise InputError(f"height and width must be positive, got {text!r}", param="input_size")
     return height, width
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON atomically (see :mod:`esrkit.fileio`); the folder must already exist, so a typo in ``--json``
-    is reported instead of silently creating directories."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise InputError(f"--json: directory does not exist: {directory}")
-    fileio.write_json_atomic(path, payload, mkdir=False)
 
 
 def _fmt(value: float | None, digits: int) -> str:
@@ -72,7 +62,7 @@ def profile_command(
     all_models: bool = typer.Option(False, "--all", help="Profile every model of the zoo."),
     scale: int = typer.Option(4, "--scale", help="Upscaling factor (for --model / --all)."),
     input_size: str = typer.Option("256x256", "--input", help="LR input size HxW (challenges: 256x256)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (converts model+input)."),
     repeats: int = typer.Option(10, "--repeats", help="Timed forwards per trial."),
     trials: int = typer.Option(3, "--trials", help="Consecutive trials (the challenges take the best of 3)."),
@@ -90,24 +80,24 @@ def profile_command(
     chosen = sum([model is not None, weights is not None, all_models])
     if chosen != 1:
         raise InputError("give exactly one of --model NAME, --weights FILE or --all")
-    from ..profile import RULES, profile_model, resolve_device, resolve_precision
+    from ..device import resolve_device, resolve_precision
+    from ..profile import RULES, profile_model
+    from ..profile.runtime import check_timing_counts
 
     if rules not in RULES:
-        raise InputError(f"--rules: expected one of {', '.join(sorted(RULES))}, got {rules!r}")
+        raise InputError(f"expected one of {', '.join(sorted(RULES))}, got {rules!r}", param="rules")
+    check_timing_counts(warmup=warmup, repeats=repeats, trials=trials, threads=threads)
     resolve_precision(precision)
-    if runtime:
-        resolve_device(device)
-    if repeats < 1 or trials < 1 or warmup < 0 or threads < 1:
-        raise InputError("--repeats, --trials and --threads must be >= 1 and --warmup >= 0")
-    if json_out is not None and not (json_out.parent if str(json_out.parent) else Path(".")).is_dir():
-        raise InputError(f"--json: directory does not exist: {json_out.parent}")
+    dev = resolve_device(device)
+    if json_out is not None:
+        check_output_path(json_out, param="json_out")
+    if weights is not None and not weights.is_file():
+        raise InputError(f"no such file: {weights}", param="weights")
 
     from ..models import create_model, list_models, reparameterize
 
     targets: list[tuple[str, Any, int | None]] = []
     if weights is not None:
-        if not weights.is_file():
-            raise InputError(f"--weights: no such file: {weights}")
         from ..checkpoints import load_checkpoint  # lazy: heavy, and only this branch needs it
 
         loaded = load_checkpoint(weights)
@@ -131,7 +121,7 @@ def profile_command(
                 input_size=size,
                 rules=rules,
                 runtime=runtime,
-                device=device,
+                device=str(dev),
                 precision=precision,
                 warmup=warmup,
                 repeats=repeats,
