@@ -476,3 +476,91 @@ def test_parse_size() -> None:
 def test_statistics_module_median_matches_definition() -> None:
     # guards the assumption that statistics.median averages the two middle values
     assert statistics.median([1.0, 2.0, 3.0, 4.0]) == 2.5
+
+
+# ------------------------------------------------------------------------------------- streaming, timing grades
+
+
+def _table_rows(stdout: str) -> list[str]:
+    """The first cell (model name) of every table row: the lines after the dashed rule under the header."""
+    lines = stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("-----"))
+    return [line.split()[0] for line in lines[rule + 1:] if line.strip()]
+
+
+def test_profile_all_streams_each_row_before_the_next_model_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import esrkit.profile
+    from esrkit.models import list_models
+
+    real = esrkit.profile.profile_model
+    printed, progress = "", ""
+    rows_before_call: list[int] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal printed, progress
+        captured = capsys.readouterr()
+        printed, progress = printed + captured.out, progress + captured.err
+        rows_before_call.append(len(_table_rows(printed)) if "-----" in printed else 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(esrkit.profile, "profile_model", spy)
+    out = tmp_path / "all.json"
+    assert _cli(["profile", "--all", "--no-runtime", "--input", "48x48", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    printed, progress = printed + captured.out, progress + captured.err
+    names = list_models()
+    assert _table_rows(printed) == names  # every registered model, in registry order
+    assert rows_before_call == list(range(len(names)))  # row k was out before model k+1 was profiled
+    # progress (stderr, not a terminal here): one line per model, n/N, in the same order
+    assert [line.split("] ", 1)[1] for line in progress.splitlines() if "] " in line] == names
+    assert f"[{len(names)}/{len(names)}]" in progress
+    assert [r["model"] for r in json.loads(out.read_text())["results"]] == names
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], {"warmup": 1, "repeats": 3, "trials": 1, "threads": None}),
+        (["--timing", "challenge"], {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1}),
+        (["--timing", "challenge", "--repeats", "2", "--threads", "2"],
+         {"warmup": 3, "repeats": 2, "trials": 3, "threads": 2}),
+        (["--warmup", "0", "--trials", "2"], {"warmup": 0, "repeats": 3, "trials": 2, "threads": None}),
+    ],
+)
+def test_timing_grades_and_explicit_overrides(
+    monkeypatch: pytest.MonkeyPatch, extra: list[str], expected: dict[str, int | None]
+) -> None:
+    import esrkit.profile
+
+    _zoo_model("rfdn")
+    real = esrkit.profile.profile_model
+    calls: list[dict[str, object]] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return real(*args, **{**kwargs, "runtime": False})  # the settings are what is checked, not a timing
+
+    monkeypatch.setattr(esrkit.profile, "profile_model", spy)
+    assert _cli(["profile", "--model", "rfdn", "--input", "32x32", *extra]) == 0
+    (kwargs,) = calls
+    assert {k: kwargs[k] for k in expected} == expected
+
+
+def test_unknown_timing_grade_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["profile", "--model", "rfdn", "--timing", "slow"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "esrkit: error: --timing: expected one of quick, challenge, got 'slow'"
+    )
+
+
+@pytest.mark.parametrize("command", ["profile", "evaluate"])
+def test_cli_names_the_device_flag_for_a_bad_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    args = ["--model", "rfdn", "--no-runtime"] if command == "profile" else ["--model", "bicubic", "--data", "x"]
+    assert _cli([command, *args, "--device", "tpu", "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("esrkit: error: --device: ") and "tpu" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
