@@ -14,7 +14,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from esrkit.cli.profile import parse_size, render_table
+from esrkit.cli.profile import ProfileTable, parse_size
 from esrkit.models import create_model, list_models, reparameterize
 from esrkit.profile import profile_model
 
@@ -43,7 +43,9 @@ def main() -> None:
                                      device=args.device, precision=args.precision, warmup=args.warmup,
                                      repeats=args.repeats, trials=args.trials, threads=args.threads))
     console = Console()
-    console.print(render_table(runs[0], title=f"zoo, run 1 ({args.device}, {args.precision}, {args.input})"))
+    print(f"zoo, run 1 ({args.device}, {args.precision}, {args.input})")
+    table = ProfileTable([r.model for r in runs[0]])
+    print("\n".join([*table.header(), *(table.row(r) for r in runs[0])]))
     ratios = Table(title="median runtime, run 2 / run 1")
     for col in ("model", "run 1 [ms]", "run 2 [ms]", "ratio", "best-of-3 run 1 [ms]"):
         ratios.add_column(col, justify="left" if col == "model" else "right")

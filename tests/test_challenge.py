@@ -441,7 +441,7 @@ def test_challenge_run_produces_a_rankable_row(tmp_path: Path, monkeypatch: pyte
     import sys
     import types
 
-    from esrkit.cli.challenge import measure_challenge_row
+    from esrkit.challenge import measure_challenge_row
     from esrkit.models import create_model
 
     # The checkpoint reader is exercised by its own tests; here a stand-in returns a freshly built RFDN (the
@@ -461,6 +461,9 @@ def test_challenge_run_produces_a_rankable_row(tmp_path: Path, monkeypatch: pyte
         (datasets["div2k_valid"]["psnr_rgb"] + datasets["lsdir_valid"]["psnr_rgb"]) / 2
     )
     assert row["runtime_ms"] == pytest.approx((row["runtime_val_ms"] + row["runtime_test_ms"]) / 2)
+    timing = doc["details"]["runtime"]["div2k_valid"]
+    assert (timing["images"], timing["samples"]) == (2, 2)  # each LR image timed once in the one trial
+    assert row["runtime_val_ms"] == timing["best_of_trials_ms"] == timing["trial_means_ms"][0]
     assert f"{row['params_m']:.3f}" == "0.433"  # RFDN baseline row of NTIRE 2023 Table 1
     for key in ("flops_g", "acts_m", "memory_mb", "convs"):
         assert row[key] > 0, key
@@ -472,7 +475,7 @@ def test_challenge_run_produces_a_rankable_row(tmp_path: Path, monkeypatch: pyte
 
 
 def test_challenge_run_names_missing_sets(tmp_path: Path) -> None:
-    from esrkit.cli.challenge import measure_challenge_row
+    from esrkit.challenge import measure_challenge_row
 
     _tiny_sets(tmp_path / "data", ["DIV2K_valid"])
     weights = tmp_path / "w.pth"
@@ -484,8 +487,7 @@ def test_challenge_run_names_missing_sets(tmp_path: Path) -> None:
 
 def test_challenge_sets_resolve_standard_div2k_layout(tmp_path):
     """A standard DIV2K download (``DIV2K_valid_HR``) is found, not only the YAML's own folder names."""
-    from esrkit.challenge import load_protocol
-    from esrkit.cli.challenge import resolve_challenge_sets
+    from esrkit.challenge import load_protocol, resolve_challenge_sets
 
     (tmp_path / "DIV2K_valid_HR").mkdir()
     (tmp_path / "LSDIR_valid").mkdir()

@@ -253,6 +253,43 @@ def test_measure_runtime_groups_injected_timer_values_into_trials() -> None:
     assert result.memory.peak_mib is None
 
 
+def test_time_forward_times_each_given_input_and_groups_by_trial() -> None:
+    """The loop shared by ``profile`` and ``challenge run``: warm-up cycles the inputs untimed, then every trial
+    makes ``repeats`` passes with one timed call per input, each input converted to the model's dtype first."""
+    from esrkit.profile import time_forward
+
+    seen: list[tuple[tuple[int, ...], torch.dtype]] = []
+
+    class Recorder(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((tuple(x.shape[-2:]), x.dtype))
+            return x
+
+    small, large = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 8, 6)
+    values = iter([1.0, 3.0, 5.0, 7.0, 2.0, 2.0, 2.0, 2.0])
+    timed_shapes: list[tuple[int, ...]] = []
+
+    def fake_timer(fn):  # type: ignore[no-untyped-def]
+        before = len(seen)
+        fn()
+        timed_shapes.append(seen[before][0])
+        return next(values)
+
+    threads_before = torch.get_num_threads()
+    result = time_forward(Recorder(), [small, large], device=torch.device("cpu"), dtype=torch.float64, warmup=3,
+                          repeats=2, trials=2, threads=1, timer=fake_timer)
+    assert [shape for shape, _ in seen[:3]] == [(4, 4), (8, 6), (4, 4)]  # warm-up, untimed
+    assert timed_shapes == [(4, 4), (8, 6)] * 4
+    assert {dtype for _, dtype in seen} == {torch.float64}
+    assert result.timing.samples == 8
+    assert result.timing.trial_means_ms == pytest.approx((4.0, 2.0))
+    assert result.timing.best_of_trials_ms == pytest.approx(2.0)
+    assert result.cuda_peak_mib is None and result.threads == 1
+    assert torch.get_num_threads() == threads_before
+    with pytest.raises(InputError):
+        time_forward(Recorder(), [], device=torch.device("cpu"), dtype=torch.float32)
+
+
 def test_measure_runtime_on_cpu_is_sane_and_leaves_settings_alone() -> None:
     model = _CountingNet()
     threads_before = torch.get_num_threads()
@@ -276,12 +313,43 @@ def test_measure_runtime_bf16_converts_the_model() -> None:
 
 def test_device_and_precision_validation() -> None:
     assert resolve_precision("FP16") is torch.float16
-    with pytest.raises(InputError, match="--precision"):
+    with pytest.raises(InputError, match="fp8") as info:
         resolve_precision("fp8")
-    with pytest.raises(InputError, match="--device"):
-        resolve_device("tpu")
-    with pytest.raises(InputError):
+    assert info.value.param == "precision" and "--" not in str(info.value)  # the library names no CLI flag
+    for bad in ("tpu", "mps", "cuda:x", "cpu:1", ""):
+        with pytest.raises(InputError) as info:
+            resolve_device(bad)
+        assert info.value.param == "device", bad
+    with pytest.raises(InputError) as info:
         measure_runtime(nn.Conv2d(3, 3, 1), (4, 4), repeats=0)
+    assert info.value.param == "repeats"
+
+
+def test_auto_device_is_cuda_when_available_else_cpu() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device(" AUTO ").type == expected
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device("CPU")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_profile_and_inference_share_one_resolver() -> None:
+    """The bug this guards: ``profile --device auto`` failed while ``evaluate --device auto`` worked, because
+    each had its own resolver. Both now resolve through esrkit.device and accept the same spellings."""
+    from esrkit.infer import Upscaler
+
+    upscaler = Upscaler(nn.Conv2d(3, 3, 1), 1, device="auto", precision="FP32")
+    assert upscaler.device == resolve_device("auto")
+    assert upscaler.dtype is torch.float32 and upscaler.precision == "fp32"
+    result = measure_runtime(nn.Conv2d(3, 3, 1), (4, 4), device="auto", warmup=0, repeats=1, trials=1,
+                             measure_memory=False)
+    assert result.device == str(resolve_device("auto"))
+    for kwargs, param in (({"device": "tpu"}, "device"), ({"precision": "fp8"}, "precision"),
+                          ({"tile": 8, "tile_overlap": 4}, "tile")):
+        with pytest.raises(InputError) as info:
+            Upscaler(nn.Conv2d(3, 3, 1), 1, **kwargs)  # type: ignore[arg-type]
+        assert info.value.param == param and "--" not in info.value.message
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
@@ -381,7 +449,7 @@ def test_cli_cuda_absent_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
-    from esrkit.cli.profile import write_json_atomic
+    from esrkit.fileio import write_json_atomic
 
     target = tmp_path / "r.json"
     write_json_atomic(target, {"a": 1})
@@ -393,15 +461,106 @@ def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None
 
 
 def test_parse_size() -> None:
+    from esrkit.cli import render_error
     from esrkit.cli.profile import parse_size
 
     assert parse_size("256x128") == (256, 128)
     assert parse_size("64X64") == (64, 64)
     for bad in ("256x", "x256", "256", "a x b", "-1x5", ""):
-        with pytest.raises(InputError, match="--input"):
+        with pytest.raises(InputError) as info:
             parse_size(bad)
+        assert info.value.param == "input_size"
+        assert render_error(info.value).startswith("--input: ")  # the flag the user typed, not the Python name
 
 
 def test_statistics_module_median_matches_definition() -> None:
     # guards the assumption that statistics.median averages the two middle values
     assert statistics.median([1.0, 2.0, 3.0, 4.0]) == 2.5
+
+
+# ------------------------------------------------------------------------------------- streaming, timing grades
+
+
+def _table_rows(stdout: str) -> list[str]:
+    """The first cell (model name) of every table row: the lines after the dashed rule under the header."""
+    lines = stdout.splitlines()
+    rule = next(i for i, line in enumerate(lines) if line.startswith("-----"))
+    return [line.split()[0] for line in lines[rule + 1:] if line.strip()]
+
+
+def test_profile_all_streams_each_row_before_the_next_model_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import esrkit.profile
+    from esrkit.models import list_models
+
+    real = esrkit.profile.profile_model
+    printed, progress = "", ""
+    rows_before_call: list[int] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal printed, progress
+        captured = capsys.readouterr()
+        printed, progress = printed + captured.out, progress + captured.err
+        rows_before_call.append(len(_table_rows(printed)) if "-----" in printed else 0)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(esrkit.profile, "profile_model", spy)
+    out = tmp_path / "all.json"
+    assert _cli(["profile", "--all", "--no-runtime", "--input", "48x48", "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    printed, progress = printed + captured.out, progress + captured.err
+    names = list_models()
+    assert _table_rows(printed) == names  # every registered model, in registry order
+    assert rows_before_call == list(range(len(names)))  # row k was out before model k+1 was profiled
+    # progress (stderr, not a terminal here): one line per model, n/N, in the same order
+    assert [line.split("] ", 1)[1] for line in progress.splitlines() if "] " in line] == names
+    assert f"[{len(names)}/{len(names)}]" in progress
+    assert [r["model"] for r in json.loads(out.read_text())["results"]] == names
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ([], {"warmup": 1, "repeats": 3, "trials": 1, "threads": None}),
+        (["--timing", "challenge"], {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1}),
+        (["--timing", "challenge", "--repeats", "2", "--threads", "2"],
+         {"warmup": 3, "repeats": 2, "trials": 3, "threads": 2}),
+        (["--warmup", "0", "--trials", "2"], {"warmup": 0, "repeats": 3, "trials": 2, "threads": None}),
+    ],
+)
+def test_timing_grades_and_explicit_overrides(
+    monkeypatch: pytest.MonkeyPatch, extra: list[str], expected: dict[str, int | None]
+) -> None:
+    import esrkit.profile
+
+    _zoo_model("rfdn")
+    real = esrkit.profile.profile_model
+    calls: list[dict[str, object]] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return real(*args, **{**kwargs, "runtime": False})  # the settings are what is checked, not a timing
+
+    monkeypatch.setattr(esrkit.profile, "profile_model", spy)
+    assert _cli(["profile", "--model", "rfdn", "--input", "32x32", *extra]) == 0
+    (kwargs,) = calls
+    assert {k: kwargs[k] for k in expected} == expected
+
+
+def test_unknown_timing_grade_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["profile", "--model", "rfdn", "--timing", "slow"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "esrkit: error: --timing: expected one of quick, challenge, got 'slow'"
+    )
+
+
+@pytest.mark.parametrize("command", ["profile", "evaluate"])
+def test_cli_names_the_device_flag_for_a_bad_device(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    args = ["--model", "rfdn", "--no-runtime"] if command == "profile" else ["--model", "bicubic", "--data", "x"]
+    assert _cli([command, *args, "--device", "tpu", "--json", str(tmp_path / "o.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("esrkit: error: --device: ") and "tpu" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

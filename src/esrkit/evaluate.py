@@ -17,11 +17,10 @@ import numpy as np
 
 from .data.datasets import Benchmark, resolve_benchmark
 from .data.io import write_image
-from .fileio import write_json_atomic
 from .infer import Upscaler
 from .metrics import calculate_metrics
 
-__all__ = ["DatasetResult", "evaluate_benchmark", "evaluate_model", "results_document", "write_json_atomic"]
+__all__ = ["DatasetResult", "evaluate_benchmark", "evaluate_model", "results_document"]
 
 METRIC_KEYS = ("psnr_rgb", "ssim_rgb", "psnr_y", "ssim_y")
 

@@ -16,8 +16,16 @@ from ._app import app
 __all__ = ["app", "main", "render_error"]
 
 # Library parameter names whose command-line flag is spelled differently; every other ``param`` is shown as
-# ``--`` + the name with dashes (``tile_overlap`` → ``--tile-overlap``).
-_FLAG_NAMES = {"input_size": "--input", "json_out": "--json", "all_models": "--all"}
+# ``--`` + the name with dashes (``tile_overlap`` → ``--tile-overlap``). ``root`` is resolve_benchmark's name for
+# the data root; ``dst`` is convert's positional argument, shown as its metavar.
+_FLAG_NAMES = {
+    "input_size": "--input",
+    "json_out": "--json",
+    "csv_out": "--csv",
+    "all_models": "--all",
+    "root": "--data-root",
+    "dst": "DST",
+}
 
 
 def render_error(exc: EsrkitError) -> str:

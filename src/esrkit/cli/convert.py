@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from ..errors import InputError
+from ..fileio import check_output_path
 from ._app import app
 
 
@@ -23,7 +24,8 @@ def convert(
     from ..models import get_config, reparameterize
 
     if dst.suffix != ".safetensors":
-        raise InputError(f"{dst}: output must end in .safetensors")
+        raise InputError(f"must end in .safetensors, got {dst}", param="dst")
+    check_output_path(dst, param="dst")
     model = load_checkpoint(src)
     if deploy:
         model = reparameterize(model)

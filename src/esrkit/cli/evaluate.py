@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import InputError
+from ..fileio import check_output_path, staged_dir, write_json_atomic
 from ._app import app
 
 
@@ -25,43 +25,45 @@ def evaluate(
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON here.")] = None,
     save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
     border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
 ) -> None:
     """Evaluate PSNR/SSIM (RGB and Y) of a model on benchmarks, the papers' way."""
     from ..data.datasets import resolve_benchmark
-    from ..evaluate import evaluate_benchmark, results_document, write_json_atomic
+    from ..device import resolve_device, resolve_precision
+    from ..evaluate import evaluate_benchmark, results_document
     from ..infer import Upscaler
 
+    # Validate everything before any work, so bad input costs nothing and leaves no file behind.
     if model is None and weights is None:
         raise InputError("give --model NAME and/or --weights FILE")
     if weights is not None and not weights.is_file():
-        raise InputError(f"--weights {weights}: no such file")
+        raise InputError(f"no such file: {weights}", param="weights")
+    if json_out is not None:
+        check_output_path(json_out, param="json_out")
+    if save_dir is not None:
+        check_output_path(save_dir, param="save_dir", kind="dir")
+    resolve_device(device)
+    resolve_precision(precision)
     if scale is None:
         scale = _checkpoint_scale(weights) if weights is not None else 4
     if scale < 1:
-        raise InputError(f"--scale {scale}: must be a positive integer")
+        raise InputError(f"must be a positive integer, got {scale}", param="scale")
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision)
     benches = [resolve_benchmark(d, scale, data_root) for d in data]
     label = model or weights.stem  # type: ignore[union-attr]
 
     # SR images go to a staging folder first and move into place only when the whole run succeeded.
-    staging = Path(tempfile.mkdtemp(prefix=".esrkit-sr-", dir=_existing_parent(save_dir.parent))) if save_dir else None
     console = Console(stderr=True)
     results = []
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as progress:
-            for bench in benches:
-                task = progress.add_task(f"{label} ×{scale} {bench.name}", total=len(bench))
-                results.append(evaluate_benchmark(upscaler, bench, border=border, save_dir=staging,
-                                                  on_image=lambda _s, t=task: progress.advance(t)))
-        if staging is not None and save_dir is not None:
-            _publish(staging, save_dir)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    staging_ctx = staged_dir(save_dir) if save_dir is not None else contextlib.nullcontext()
+    with staging_ctx as staging, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                          TimeElapsedColumn(), console=console, transient=True) as progress:
+        for bench in benches:
+            task = progress.add_task(f"{label} ×{scale} {bench.name}", total=len(bench))
+            results.append(evaluate_benchmark(upscaler, bench, border=border, save_dir=staging,
+                                              on_image=lambda _s, t=task: progress.advance(t)))
 
     table = Table(title=f"{label} ×{scale}")
     for col in ("dataset", "n", "PSNR-RGB", "SSIM-RGB", "PSNR-Y", "SSIM-Y"):
@@ -81,18 +83,3 @@ def _checkpoint_scale(weights: Path) -> int:
 
     config = get_config(load_checkpoint(weights))
     return config.scale if config is not None else 4
-
-
-def _existing_parent(path: Path) -> Path:
-    path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _publish(staging: Path, save_dir: Path) -> None:
-    """Move finished SR images from the staging folder into ``save_dir`` (per-file atomic renames)."""
-    for src in staging.rglob("*"):
-        if src.is_file():
-            dst = save_dir / src.relative_to(staging)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            src.replace(dst)

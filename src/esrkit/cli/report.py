@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InputError
+from ..fileio import check_output_path
 from ._app import app
 
 
@@ -50,10 +51,11 @@ def report_command(
     from ..challenge import load_protocol, rank_rows, read_rows
     from ..challenge.report import write_report
 
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise InputError(f"--output: directory does not exist: {output.parent}")
-    if crops < 1 or crop_size < 8:
-        raise InputError("--crops must be >= 1 and --crop-size >= 8")
+    check_output_path(output, param="output")
+    if crops < 1:
+        raise InputError(f"must be >= 1, got {crops}", param="crops")
+    if crop_size < 8:
+        raise InputError(f"must be >= 8, got {crop_size}", param="crop_size")
     name = challenge or _challenge_from_files(inputs)
     if name is None:
         raise InputError("which challenge? pass --challenge ntire2023|aim2020|ais2024")

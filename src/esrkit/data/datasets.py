@@ -136,8 +136,8 @@ def resolve_benchmark(spec: str | os.PathLike[str], scale: int, root: str | os.P
                              f"({', '.join(STANDARD_BENCHMARKS)})")
         base = data_root(root)
         if base is None:
-            raise InputError(f"dataset {name!r}: not a folder here, and no data root given "
-                             "(use --data-root or set ESRKIT_DATA)")
+            raise InputError(f"dataset {name!r} is not a folder here, and no data root is given (nor ESRKIT_DATA)",
+                             param="root")
         found = next((base / c for c in STANDARD_BENCHMARKS[name] if (base / c).is_dir()), None)
         if found is None:
             tried = ", ".join(str(base / c) for c in STANDARD_BENCHMARKS[name])

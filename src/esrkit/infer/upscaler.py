@@ -17,20 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.io import image_to_tensor, tensor_to_image
+from ..device import resolve_device, resolve_precision
 from ..errors import InputError
 from ..models.registry import Capabilities, capabilities_of
-
-_PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/"auto" → CUDA when available else CPU; an unavailable CUDA request is an :class:`InputError`."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 class Upscaler:
@@ -49,21 +38,20 @@ class Upscaler:
     def __init__(self, model: nn.Module, scale: int, device: str | torch.device | None = "cpu",
                  precision: str = "fp32", tile: int | None = None, tile_overlap: int = 16,
                  capabilities: Capabilities | None = None) -> None:
-        if precision not in _PRECISIONS:
-            raise InputError(f"{precision!r}: choose one of {', '.join(_PRECISIONS)}", param="precision")
+        dtype = resolve_precision(precision)
         if tile_overlap < 0:
             raise InputError(f"{tile_overlap}: must be >= 0", param="tile_overlap")
         if tile is not None and tile <= 2 * tile_overlap:
-            raise InputError(f"{tile}: must exceed twice the overlap ({tile_overlap})", param="tile")
+            raise InputError(f"{tile} must exceed twice the overlap ({tile_overlap})", param="tile")
         self.scale = scale
         self.device = resolve_device(device)
-        self.dtype = _PRECISIONS[precision]
-        self.precision = precision
+        self.dtype = dtype
+        self.precision = precision.strip().lower()
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.capabilities = capabilities or capabilities_of(model)
-        if not self.capabilities.safe_precision(precision):
-            warnings.warn(f"{precision} is not marked safe for this model (its registry capabilities); "
+        if not self.capabilities.safe_precision(self.precision):
+            warnings.warn(f"{self.precision} is not marked safe for this model (its registry capabilities); "
                           "expect lower fidelity than fp32", RuntimeWarning, stacklevel=2)
         self.model = model.eval().to(self.device, self.dtype)
 
@@ -79,13 +67,13 @@ class Upscaler:
             model = load_checkpoint(weights)
             config = get_config(model)
             if name is not None and config is not None and config.name != name:
-                raise InputError(f"--weights {weights}: holds a {config.name!r} model, not {name!r}")
+                raise InputError(f"{weights} holds a {config.name!r} model, not {name!r}", param="weights")
             if config is not None and config.scale != scale:
-                raise InputError(f"--weights {weights}: is a ×{config.scale} model, but --scale is {scale}")
+                raise InputError(f"{weights} is a ×{config.scale} model, not ×{scale}", param="weights")
         elif name is not None:
             model = create_model(name, scale=scale)
         else:
-            raise InputError("give a model name (--model) or a checkpoint (--weights)")
+            raise InputError("give a model name or a checkpoint file (weights)")
         if deploy:
             model = reparameterize(model)
         return cls(model, scale, **kwargs)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from .counters import (
 from .result import ProfileResult, profile_model
 from .runtime import (
     PRECISIONS,
+    ForwardTiming,
     MemoryStats,
     RuntimeResult,
     TimingStats,
@@ -26,6 +27,7 @@ from .runtime import (
     resolve_device,
     resolve_precision,
     summarize_timings,
+    time_forward,
 )
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "RULES",
     "ComplexityCounts",
     "CountingRules",
+    "ForwardTiming",
     "MemoryStats",
     "ProfileResult",
     "RuntimeResult",
@@ -46,4 +49,5 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "summarize_timings",
+    "time_forward",
 ]

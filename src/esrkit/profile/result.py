@@ -80,7 +80,7 @@ def profile_model(
     in_channels: int = 3,
     rules: CountingRules | str = AIM2020_RULES,
     runtime: bool = True,
-    device: str = "cpu",
+    device: str | None = "cpu",
     precision: str = "fp32",
     warmup: int = 3,
     repeats: int = 10,

@@ -11,6 +11,10 @@ Timing protocol (what the challenges do, plus the statistics a careful reader wa
   (what the NTIRE ``test_demo.py`` does), with ``cudnn.benchmark`` off like there; on CPU
   ``time.perf_counter``.
 
+The loop itself is :func:`time_forward`, shared by :func:`measure_runtime` (one random input) and the challenge
+runner (:mod:`esrkit.challenge.run`, a dataset's LR images), so both figures come from the same warm-up, clock,
+thread pinning and cuDNN settings.
+
 Precision: ``fp16``/``bf16`` *convert* the model's floating parameters and the input (``model.to(dtype)``),
 they do not use autocast. A converted model is what a deployed half-precision network runs; autocast would
 keep some layers in fp32 and add per-call casts, timing something nobody ships. The challenges themselves
@@ -49,21 +53,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..device import PRECISIONS, resolve_device, resolve_precision
 from ..errors import InputError
 
 __all__ = [
     "PRECISIONS",
+    "ForwardTiming",
     "MemoryStats",
     "RuntimeResult",
     "TimingStats",
+    "check_timing_counts",
     "measure_runtime",
     "resolve_device",
     "resolve_precision",
     "summarize_timings",
+    "time_forward",
 ]
-
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
 
 @dataclass(frozen=True)
 class TimingStats:
@@ -145,27 +150,6 @@ class RuntimeResult:
             "trials": self.trials,
             "input_shape": list(self.input_shape),
         }
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Validate a device string; CUDA requested on a machine without it is a user error, not a crash."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"--device: unknown device {device!r}; use cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device: cuda requested but no CUDA device is available")
-    if dev.type not in ("cpu", "cuda"):
-        raise InputError(f"--device: unsupported device {device!r}; use cpu or cuda")
-    return dev
-
-
-def resolve_precision(precision: str) -> torch.dtype:
-    """Map ``fp32``/``fp16``/``bf16`` to a dtype, rejecting anything else with a one-line error."""
-    try:
-        return PRECISIONS[precision.lower()]
-    except (KeyError, AttributeError):
-        raise InputError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}") from None
 
 
 # ----------------------------------------------------------------------------------------------- timers
@@ -256,17 +240,90 @@ def _cpu_peak_growth(fn: Callable[[], Any]) -> MemoryStats:
 
 @contextlib.contextmanager
 def _torch_settings(threads: int | None, device: torch.device) -> Iterator[None]:
-    """Pin the thread count and cuDNN autotuning for the measurement, restoring both afterwards."""
+    """Pin the thread count, cuDNN autotuning and the current CUDA device for the measurement, restoring all
+    afterwards (the current device matters for ``cuda:N``: the timing events and ``synchronize`` act on it)."""
     old_threads = torch.get_num_threads()
     old_benchmark = torch.backends.cudnn.benchmark
     try:
         if threads is not None and device.type == "cpu":
             torch.set_num_threads(threads)
         torch.backends.cudnn.benchmark = False
-        yield
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            yield
     finally:
         torch.set_num_threads(old_threads)
         torch.backends.cudnn.benchmark = old_benchmark
+
+
+def check_timing_counts(*, warmup: int, repeats: int, trials: int, threads: int | None) -> None:
+    """Reject impossible timing settings, one :class:`InputError` naming the first bad one; callers run this
+    before any model is built or copied so a typo costs nothing."""
+    for name, value, least in (("warmup", warmup, 0), ("repeats", repeats, 1), ("trials", trials, 1),
+                               ("threads", threads, 1)):
+        if value is not None and value < least:
+            raise InputError(f"must be >= {least}, got {value}", param=name)
+
+
+@dataclass(frozen=True)
+class ForwardTiming:
+    """What :func:`time_forward` measured: per-call statistics and, on CUDA, the peak memory of the timed calls.
+
+    ``threads`` is the CPU thread count in effect while timing (``None`` on CUDA), recorded even when the caller
+    kept the current setting, so a reader of the result knows what the figure was measured with.
+    """
+
+    timing: TimingStats
+    cuda_peak_mib: float | None
+    threads: int | None
+
+
+def time_forward(
+    model: nn.Module,
+    inputs: Sequence[torch.Tensor],
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    warmup: int = 3,
+    repeats: int = 10,
+    trials: int = 3,
+    threads: int | None = 1,
+    timer: Callable[[Callable[[], Any]], float] | None = None,
+) -> ForwardTiming:
+    """Time ``model(x)`` on given inputs: the one timing loop behind ``profile`` and ``challenge run``.
+
+    ``model`` must already be on ``device`` in ``dtype`` and in eval mode. ``warmup`` untimed forwards cycle
+    through ``inputs``; then each of ``trials`` consecutive trials makes ``repeats`` passes over ``inputs``, one
+    timed call per input. Each input is moved to ``device``/``dtype`` *before* its call and only the forward is
+    timed (the NTIRE ``test_demo.py`` protocol; for an input already there the move is a no-op). A trial's mean is
+    therefore the average per-input time, and :attr:`TimingStats.best_of_trials_ms` the challenges' best of
+    consecutive trials. Threads, cuDNN and the current CUDA device are set by :func:`_torch_settings`; on CUDA the
+    peak allocated memory is reset after the warm-up and read after the timed calls. ``timer`` replaces the clock
+    (it receives a zero-argument callable and returns milliseconds), for tests.
+    """
+    check_timing_counts(warmup=warmup, repeats=repeats, trials=trials, threads=threads)
+    if not inputs:
+        raise InputError("no inputs to time", param="inputs")
+    cuda = device.type == "cuda"
+    if timer is None:
+        timer = _cuda_timed_call if cuda else _cpu_timed_call
+
+    def timed(x: torch.Tensor) -> float:
+        x = x.to(device=device, dtype=dtype)
+        return timer(lambda: model(x))
+
+    with _torch_settings(threads, device), torch.inference_mode():
+        used_threads = None if cuda else torch.get_num_threads()
+        for i in range(warmup):
+            model(inputs[i % len(inputs)].to(device=device, dtype=dtype))
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        per_trial = [[timed(x) for _ in range(repeats) for x in inputs] for _ in range(trials)]
+        peak = None
+        if cuda:
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return ForwardTiming(timing=summarize_timings(per_trial), cuda_peak_mib=peak, threads=used_threads)
 
 
 def measure_runtime(
@@ -274,7 +331,7 @@ def measure_runtime(
     input_size: tuple[int, int] = (256, 256),
     *,
     in_channels: int = 3,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "cpu",
     precision: str = "fp32",
     warmup: int = 3,
     repeats: int = 10,
@@ -286,55 +343,42 @@ def measure_runtime(
     """Time ``model`` on a random ``1×C×H×W`` input in [0, 1] (see the module docstring for the protocol).
 
     The model is deep-copied before it is moved or converted, so the caller's module is untouched. ``threads``
-    pins ``torch.set_num_threads`` on CPU for the measurement (default 1: on a shared machine one thread is
-    far more repeatable, since a multi-threaded op waits for its slowest thread); ``None`` keeps the current
-    setting. ``timer`` replaces the clock (it receives a zero-argument callable and returns milliseconds),
-    for tests.
+    pins ``torch.set_num_threads`` on CPU for the measurement (1 is far more repeatable on a shared machine,
+    since a multi-threaded op waits for its slowest thread); ``None`` keeps the current setting, and the result
+    records the count actually used. ``device`` accepts what :func:`esrkit.device.resolve_device` does
+    (``"auto"`` included). ``timer`` replaces the clock, for tests (see :func:`time_forward`).
     """
-    if warmup < 0 or repeats < 1 or trials < 1:
-        raise InputError(f"need warmup >= 0, repeats >= 1, trials >= 1 (got {warmup}, {repeats}, {trials})")
-    if threads is not None and threads < 1:
-        raise InputError(f"--threads: must be >= 1, got {threads}")
+    check_timing_counts(warmup=warmup, repeats=repeats, trials=trials, threads=threads)
     dev = resolve_device(device)
     dtype = resolve_precision(precision)
     height, width = (int(v) for v in input_size)
     if height <= 0 or width <= 0:
-        raise InputError(f"--input: size must be positive, got {height}x{width}")
+        raise InputError(f"size must be positive, got {height}x{width}", param="input_size")
 
     import copy
 
     net = copy.deepcopy(model).eval().to(device=dev, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((1, in_channels, height, width), generator=gen).to(device=dev, dtype=dtype)
-
-    def forward() -> None:
-        net(x)
-
-    if timer is None:
-        timer = _cuda_timed_call if dev.type == "cuda" else _cpu_timed_call
-
-    with _torch_settings(threads, dev), torch.inference_mode():
-        for _ in range(warmup):
-            forward()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-        per_trial = [[timer(forward) for _ in range(repeats)] for _ in range(trials)]
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            memory = MemoryStats(torch.cuda.max_memory_allocated(dev) / 2**20, "cuda_max_memory_allocated")
-        elif measure_memory:
-            # A separate forward: a sampling thread running during the timed calls would steal a core.
-            memory = _cpu_peak_growth(forward)
-        else:
-            memory = MemoryStats(None, "unavailable")
+    measured = time_forward(
+        net, [x], device=dev, dtype=dtype, warmup=warmup, repeats=repeats, trials=trials, threads=threads,
+        timer=timer,
+    )  # fmt: skip
+    if measured.cuda_peak_mib is not None:
+        memory = MemoryStats(measured.cuda_peak_mib, "cuda_max_memory_allocated")
+    elif measure_memory:
+        # A separate forward after the timed ones: a sampling thread running during them would steal a core.
+        with _torch_settings(threads, dev), torch.inference_mode():
+            memory = _cpu_peak_growth(lambda: net(x))
+    else:
+        memory = MemoryStats(None, "unavailable")
 
     return RuntimeResult(
-        timing=summarize_timings(per_trial),
+        timing=measured.timing,
         memory=memory,
         device=str(dev),
-        precision=precision.lower(),
-        threads=threads if dev.type == "cpu" else None,
+        precision=precision.strip().lower(),
+        threads=measured.threads,
         warmup=warmup,
         repeats=repeats,
         trials=trials,
