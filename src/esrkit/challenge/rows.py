@@ -413,17 +413,8 @@ def rows_from_records(records: Iterable[dict[str, Any]], source: str, first_row:
             team = model
         if not team:
             raise InputError(f"{where}: no team/model name (expected a 'team' or 'model' column)")
-        rows.append(
-            Row(
-                team=team,
-                model=model,
-                values=values,
-                baseline=baseline,
-                verified=verified,
-                extra=extra,
-                source=where,
-            )
-        )
+        rows.append(Row(team=team, model=model, values=values, baseline=baseline, verified=verified, extra=extra,
+                        source=where))
     return rows
 
 

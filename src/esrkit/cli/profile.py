@@ -198,21 +198,10 @@ def profile_command(
     with _progress(len(targets)) as announce:
         for index, (name, net, net_scale) in enumerate(targets, start=1):
             announce(index, name)
-            result = profile_model(
-                reparameterize(net) if deploy else net.eval(),
-                name=name,
-                form=form,
-                scale=net_scale,
-                input_size=size,
-                rules=rules,
-                runtime=runtime,
-                device=str(dev),
-                precision=precision,
-                warmup=warmup,
-                repeats=repeats,
-                trials=trials,
-                threads=threads,
-            )
+            result = profile_model(reparameterize(net) if deploy else net.eval(), name=name, form=form,
+                                   scale=net_scale, input_size=size, rules=rules, runtime=runtime, device=str(dev),
+                                   precision=precision, warmup=warmup, repeats=repeats, trials=trials,
+                                   threads=threads)
             results.append(result)
             _emit(table.row(result))
     if json_out is not None:

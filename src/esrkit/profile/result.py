@@ -95,15 +95,6 @@ def profile_model(
     counts = count_complexity(model, input_size, in_channels=in_channels, rules=rules)
     timing = None
     if runtime:
-        timing = measure_runtime(
-            model,
-            input_size,
-            in_channels=in_channels,
-            device=device,
-            precision=precision,
-            warmup=warmup,
-            repeats=repeats,
-            trials=trials,
-            threads=threads,
-        )
+        timing = measure_runtime(model, input_size, in_channels=in_channels, device=device, precision=precision,
+                                 warmup=warmup, repeats=repeats, trials=trials, threads=threads)
     return ProfileResult(model=name, form=form, scale=scale, counts=counts, runtime=timing)

@@ -1,0 +1,58 @@
+"""``esrkit train``: train a zoo model with a recipe (``torchrun --nproc-per-node N -m esrkit train …`` for DDP)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._app import app
+
+
+@app.command("train")
+def train_command(
+    recipe: Annotated[str, typer.Argument(help="Shipped recipe name (rlfn_x4, lkdn_x4, …) or a recipe .yaml.")],
+    data: Annotated[list[Path], typer.Option("--data", help="Folder of HR training images (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, curves, weights).")],
+    val: Annotated[list[str] | None, typer.Option("--val", help="Validation benchmark name or folder.")] = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly.")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a recipe value: KEY=VALUE.")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="A few iterations per stage on small patches.")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    stop_after: Annotated[
+        int | None, typer.Option("--stop-after", help="Stop (checkpointed) after N iterations; --resume continues.")
+    ] = None,
+) -> None:
+    """Train a model with a recipe's stages; writes train- and deploy-form safetensors at the end."""
+    from rich.console import Console
+
+    from ..train.recipe import load_recipe
+    from ..train.recipe import smoke as smoke_recipe
+    from ..train.trainer import Trainer
+
+    plan = load_recipe(recipe, overrides or [])
+    if smoke:
+        plan = smoke_recipe(plan)
+    trainer = Trainer(plan, data, out, val=val or [], data_root=data_root, device=device, resume=resume,
+                      progress=sys.stderr.isatty(), stop_after=stop_after)
+    console = Console(stderr=True)
+    if trainer.rank == 0:
+        console.print(f"training {plan.model} ×{plan.scale} with {plan.name}: {len(plan.stages)} stage(s), "
+                      f"{plan.total_iters:,} iterations, {trainer.world} process(es) on {trainer.device}, "
+                      f"autocast {trainer.amp or 'off'}")
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        if trainer.rank == 0:
+            console.print(f"interrupted: checkpoint saved in {out}; continue with --resume")
+        raise
+    if trainer.rank == 0:
+        if result.train_weights is None:
+            console.print(f"stopped after {result.iterations} iterations; continue with --resume")
+            return
+        val_text = ", ".join(f"{k.removeprefix('psnr_y_')} {v:.2f} dB" for k, v in result.final_val.items())
+        typer.echo(f"{result.deploy_weights} ({result.iterations:,} iterations, {result.wall_s:.0f} s"
+                   + (f"; Y-PSNR {val_text}" if val_text else "") + ")")

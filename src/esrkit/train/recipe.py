@@ -1,0 +1,234 @@
+"""Training recipes: a model and a list of stages, as YAML data with the papers' numbers.
+
+A recipe names a zoo model, its scale and training-wide settings (seed, degradation, EMA, precision, validation
+and checkpoint cadence, an optional distillation teacher) and a list of **stages**. Each stage starts from the
+previous stage's weights with a freshly initialised optimizer and schedule (RLFN's warm start: "the optimizer
+state is not loaded"), and sets its own iterations, HR patch, batch, loss, optimizer, schedule and clipping.
+
+Shipped recipes live in ``esrkit/train/recipes/<name>.yaml``; each number cites where in the notes it came from.
+Any value can be overridden with dotted paths (``stages.0.iters=200``); :func:`smoke` shrinks every stage to a
+few iterations on small patches so a recipe can be exercised end to end in seconds.
+
+Every key is checked: an unknown or misspelt key is an :class:`~esrkit.errors.InputError` naming the file and
+the key, never silently ignored (a typo in ``lr`` would otherwise train a different model).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+
+__all__ = ["Recipe", "Stage", "apply_overrides", "available_recipes", "load_recipe", "smoke"]
+
+
+@dataclass
+class Stage:
+    """One training stage (see the module docstring for how stages chain)."""
+
+    iters: int
+    patch: int  # HR patch side in pixels (a multiple of the scale)
+    batch: int
+    loss: dict[str, float]
+    optimizer: dict[str, Any]
+    name: str = ""
+    scheduler: dict[str, Any] | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
+class Recipe:
+    """A whole training run: model, shared settings and stages."""
+
+    model: str
+    scale: int
+    stages: list[Stage]
+    name: str = ""
+    hparams: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    degradation: str = "bicubic"
+    ema: float | None = None  # EMA decay; None trains without EMA
+    precision: str = "auto"  # auto (bf16 where the device supports it), fp32, bf16, fp16
+    channels_last: bool = True
+    compile: bool = False
+    workers: int = 2
+    val_every: int = 1000
+    val_images: int | None = None  # cap per validation set (None: all)
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    teacher: dict[str, Any] | None = None  # {"weights"| "model": ..., "feature_pairs": [[student, teacher]], ...}
+    notes: dict[str, str] = field(default_factory=dict)  # where each number came from
+    source: str = ""
+
+    @property
+    def total_iters(self) -> int:
+        return sum(s.iters for s in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_RECIPE_DIR = "recipes"
+
+
+def available_recipes() -> list[str]:
+    """Names of the recipes shipped with esrkit."""
+    folder = resources.files(__package__).joinpath(_RECIPE_DIR)
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read(name_or_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise InputError(f"{path}: no such recipe file", param="recipe")
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    else:
+        shipped = resources.files(__package__).joinpath(_RECIPE_DIR).joinpath(f"{name_or_path}.yaml")
+        if not shipped.is_file():
+            raise InputError(f"unknown recipe {str(name_or_path)!r}; shipped: {', '.join(available_recipes())} "
+                             "(or give a .yaml path)", param="recipe")
+        text, source = shipped.read_text(encoding="utf-8"), f"esrkit:{name_or_path}"
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})", param="recipe") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a recipe is a mapping of settings, got {type(data).__name__}", param="recipe")
+    return data, source
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``["stages.0.iters=200", "ema=0.999"]`` applied to a recipe mapping (values parsed as YAML scalars).
+
+    A path through a list takes an index; the last component may add a new key only where the schema has it,
+    which :func:`load_recipe` checks afterwards.
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"{item!r}: expected KEY=VALUE (e.g. stages.0.iters=200)", param="set")
+        node: Any = out
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: depth + 1]), item)
+        last = parts[-1]
+        if isinstance(node, list):
+            index = _index(node, last, key, item)
+            node[index] = _parse_value(raw)
+        elif isinstance(node, dict):
+            node[last] = _parse_value(raw)
+        else:
+            raise InputError(f"{item!r}: {'.'.join(parts[:-1])} is a value, not a group", param="set")
+    return out
+
+
+def _index(node: list[Any], part: str, path: str, item: str) -> int:
+    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+        raise InputError(f"{item!r}: {path} is not an index into a list of {len(node)}", param="set")
+    return int(part)
+
+
+def _child(node: Any, part: str, path: str, item: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path, item)]
+    if isinstance(node, dict):
+        if node.get(part) is None:
+            node[part] = {}
+        return node[part]
+    raise InputError(f"{item!r}: {path} is a value, not a group", param="set")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown key {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(names))}",
+                         param="recipe")
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    missing = [n for n in required if n not in data]
+    if missing:
+        raise InputError(f"{where}: missing {', '.join(missing)}", param="recipe")
+    return cls(**data)
+
+
+def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | None = None) -> Recipe:
+    """Read a shipped recipe by name or a YAML file, apply ``overrides`` and validate every key and value."""
+    data, source = _read(name_or_path)
+    data = apply_overrides(data, overrides or [])
+    stages_raw = data.pop("stages", None)
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise InputError(f"{source}: needs a non-empty list 'stages'", param="recipe")
+    stages = []
+    for i, raw in enumerate(stages_raw):
+        if not isinstance(raw, dict):
+            raise InputError(f"{source}: stages.{i} must be a mapping", param="recipe")
+        stages.append(_build(Stage, raw, f"{source}: stages.{i}"))
+    recipe = _build(Recipe, {**data, "stages": stages}, source)
+    recipe.source = source
+    recipe.name = recipe.name or Path(source.removeprefix("esrkit:")).stem
+    _validate(recipe, source)
+    return recipe
+
+
+def _validate(recipe: Recipe, source: str) -> None:
+    from ..models import model_info
+
+    info = model_info(recipe.model)
+    if recipe.scale not in info.scales:
+        raise InputError(f"{source}: {recipe.model} supports scales {list(info.scales)}, not {recipe.scale}",
+                         param="recipe")
+    if recipe.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise InputError(f"{source}: precision must be auto, fp32, bf16 or fp16, not {recipe.precision!r}",
+                         param="recipe")
+    if recipe.ema is not None and not 0.0 < float(recipe.ema) < 1.0:
+        raise InputError(f"{source}: ema is a decay in (0, 1), not {recipe.ema}", param="recipe")
+    for key in ("val_every", "checkpoint_every", "log_every"):
+        if int(getattr(recipe, key)) < 1:
+            raise InputError(f"{source}: {key} must be >= 1", param="recipe")
+    for i, stage in enumerate(recipe.stages):
+        where = f"{source}: stages.{i}"
+        if stage.iters < 1 or stage.batch < 1:
+            raise InputError(f"{where}: iters and batch must be >= 1", param="recipe")
+        if stage.patch < recipe.scale or stage.patch % recipe.scale:
+            raise InputError(f"{where}: patch {stage.patch} must be a positive multiple of the scale {recipe.scale}",
+                             param="recipe")
+        if not isinstance(stage.loss, dict) or not stage.loss:
+            raise InputError(f"{where}: loss must map loss names to weights, e.g. {{l1: 1.0}}", param="recipe")
+        if not isinstance(stage.optimizer, dict) or "name" not in stage.optimizer:
+            raise InputError(f"{where}: optimizer needs a name (adam, adamw, adan)", param="recipe")
+        stage.name = stage.name or f"stage{i + 1}"
+
+
+def smoke(recipe: Recipe, iters: int = 4, batch: int = 2, patch_lr: int = 16) -> Recipe:
+    """A copy of ``recipe`` that runs every stage for ``iters`` iterations on small batches and patches
+    (validation and checkpoints once per stage), so a recipe's whole path is exercised in seconds."""
+    out = copy.deepcopy(recipe)
+    for stage in out.stages:
+        stage.iters = min(stage.iters, iters)
+        stage.batch = min(stage.batch, batch)
+        stage.patch = min(stage.patch, patch_lr * out.scale)
+        if stage.scheduler and stage.scheduler.get("warmup_iters"):
+            stage.scheduler["warmup_iters"] = min(int(stage.scheduler["warmup_iters"]), 1)
+    out.val_every = out.checkpoint_every = iters
+    out.val_images = 2 if out.val_images is None else min(out.val_images, 2)
+    out.workers = 0
+    out.compile = False
+    return out
