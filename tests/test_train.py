@@ -215,3 +215,11 @@ SHORT_RUN = """
  stages: [{iters: 600, patch: 96, batch: 16, loss: {l1: 1.0}, optimizer: {name: adam, lr: 4.0e-3},
            scheduler: {name: cosine, eta_min: 1.0e-4, warmup_iters: 20}}]}
 """
+
+
+def test_tensorboard_events_are_written_when_tensorboard_is_installed(tiny_recipe: Path, data: tuple[Path, Path],
+                                                                      tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="TensorBoard is optional and not installed")
+    _train(tiny_recipe, data, tmp_path / "run")
+    events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

@@ -143,6 +143,7 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.stop_after = stop_after  # stop (checkpointed, resumable) after this many iterations in all
+        self._tensorboard: Any = None  # a SummaryWriter once needed, False when TensorBoard is not installed
         self.distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -401,13 +402,32 @@ class Trainer:
         bar.update(pos.step, loss, lr_now)
         where = {"stage": stage.name, "step": pos.step, "global_step": pos.global_step}
         if pos.step % self.recipe.log_every == 0 or pos.step == stage.iters:
-            history.append({**where, "loss": loss, "lr": lr_now, **{k: float(v) for k, v in parts.items()}})
+            self._record(history, {**where, "loss": loss, "lr": lr_now, **{k: float(v) for k, v in parts.items()}})
         if pos.step % self.recipe.val_every == 0 or pos.step == stage.iters:
             scores = self._validate(ema.module if ema is not None else model)
             if scores:
-                history.append({**where, **scores})
+                self._record(history, {**where, **scores})
                 bar.note(scores)
             model.train()
+
+    def _record(self, history: list[dict[str, Any]], row: dict[str, Any]) -> None:
+        """Append a row to the history (the JSONL log) and, when TensorBoard is installed, to its events."""
+        history.append(row)
+        if self.rank != 0:
+            return
+        if self._tensorboard is None:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                self._tensorboard = False
+                return
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.out / "tensorboard"))
+        if self._tensorboard:
+            for key, value in row.items():
+                if key not in ("stage", "step", "global_step") and isinstance(value, float | int):
+                    self._tensorboard.add_scalar(key, value, row["global_step"])
 
     # ------------------------------------------------------------------------------------- validation, output
 
@@ -432,6 +452,8 @@ class Trainer:
             return
         write_text_atomic(self.out / "log.jsonl", "".join(json.dumps(row) + "\n" for row in history))
         _plot(history, self.out / "curves.png")
+        if self._tensorboard:
+            self._tensorboard.flush()
 
     def _finish(self, model: nn.Module, history: list[dict[str, Any]], iterations: int, wall: float) -> TrainResult:
         from ..checkpoints import save_checkpoint
