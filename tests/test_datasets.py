@@ -72,3 +72,24 @@ def test_wrong_lr_size_is_reported(tmp_path):
     write_image(tmp_path / "S" / "LR_bicubic" / "X4" / "a.png", _img(5, 4))
     with pytest.raises(InputError, match="expected 4×4"):
         list(resolve_benchmark(tmp_path / "S", 4).pairs())
+
+
+def test_crop_multiple_crops_hr_from_the_top_left_and_lr_to_match(tmp_path, monkeypatch):
+    """The AIS 2024 scoring: HR cropped from the top-left to multiples of 24 (×4: LR sides divisible by 6)."""
+    monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "cache"))
+    from esrkit.data.resize import imresize
+
+    hr = _img(53, 70)
+    write_image(tmp_path / "set" / "a.png", hr)
+    [(_, lr, hr_cut)] = list(resolve_benchmark(tmp_path / "set", 4, crop_multiple=24).pairs())
+    np.testing.assert_array_equal(hr_cut, hr[:48, :48])
+    np.testing.assert_array_equal(lr, imresize(hr[:48, :48], 0.25))
+    [(_, lr_plain, hr_plain)] = list(resolve_benchmark(tmp_path / "set", 4).pairs())  # its own cache entry
+    assert hr_plain.shape == (52, 68, 3) and lr_plain.shape == (13, 17, 3)
+    # A given LR folder is cut the same way.
+    write_image(tmp_path / "set2" / "HR" / "a.png", hr)
+    write_image(tmp_path / "set2" / "LR_bicubic" / "X4" / "ax4.png", imresize(hr[:52, :68], 0.25))
+    [(_, lr_given, _)] = list(resolve_benchmark(tmp_path / "set2", 4, crop_multiple=24).pairs())
+    assert lr_given.shape == (12, 12, 3)
+    with pytest.raises(InputError, match="positive"):
+        resolve_benchmark(tmp_path / "set", 4, crop_multiple=0)

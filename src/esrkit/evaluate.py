@@ -64,12 +64,13 @@ def evaluate_benchmark(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], 
 
 def evaluate_model(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], datasets: Iterable[str | os.PathLike[str]],
                    scale: int, *, data_root: str | os.PathLike[str] | None = None, border: int | None = None,
-                   save_dir: str | os.PathLike[str] | None = None) -> list[DatasetResult]:
+                   save_dir: str | os.PathLike[str] | None = None,
+                   crop_multiple: int | None = None) -> list[DatasetResult]:
     """Evaluate on several benchmarks (folder paths or standard names under ``data_root``).
 
     Every dataset is resolved before any image is processed, so a typo fails fast.
     """
-    benches = [resolve_benchmark(d, scale, data_root) for d in datasets]
+    benches = [resolve_benchmark(d, scale, data_root, crop_multiple=crop_multiple) for d in datasets]
     out = Path(save_dir) if save_dir is not None else None
     return [evaluate_benchmark(upscaler, b, border=border, save_dir=out) for b in benches]
 

@@ -28,6 +28,9 @@ def evaluate(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
     border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
+    crop_multiple: Annotated[
+        int | None, typer.Option("--crop-multiple", help="Crop HR from the top-left to multiples of N (AIS 2024: 24).")
+    ] = None,
 ) -> None:
     """Evaluate PSNR/SSIM (RGB and Y) of a model on benchmarks, the papers' way."""
     from ..data.datasets import resolve_benchmark
@@ -51,7 +54,11 @@ def evaluate(
     if scale < 1:
         raise InputError(f"must be a positive integer, got {scale}", param="scale")
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision)
-    benches = [resolve_benchmark(d, scale, data_root) for d in data]
+    benches = [resolve_benchmark(d, scale, data_root, crop_multiple=crop_multiple) for d in data]
+    trained_on = upscaler.trained_on
+    if trained_on != "bicubic":
+        Console(stderr=True).print(f"[yellow]warning:[/] this model was trained for {trained_on} input; scores on "
+                                   "bicubic LR understate it (the AIS 2024 protocol degrades with Lanczos + AVIF)")
     label = model or weights.stem  # type: ignore[union-attr]
 
     # SR images go to a staging folder first and move into place only when the whole run succeeded.

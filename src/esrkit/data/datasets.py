@@ -20,6 +20,7 @@ names tried under the root for each.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,14 @@ class Benchmark:
     hr_dir: Path
     scale: int
     lr_dir: Path | None = None
+    # HR is cropped from the top-left to a multiple of lcm(scale, crop_multiple): how the AIS 2024 models were
+    # scored (HR to multiples of 24 at ×4, because CASR needs LR sides divisible by 3 and ANUNet by 2); a crop,
+    # unlike padding, puts no synthetic border into the score. None: the usual mod-crop to the scale.
+    crop_multiple: int | None = None
+
+    @property
+    def modulus(self) -> int:
+        return self.scale if self.crop_multiple is None else math.lcm(self.scale, self.crop_multiple)
 
     @property
     def hr_files(self) -> list[Path]:
@@ -71,10 +80,15 @@ class Benchmark:
         return len(self.hr_files)
 
     def pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        """Yield ``(stem, lr, hr)`` uint8 RGB arrays; HR is mod-cropped to the scale."""
+        """Yield ``(stem, lr, hr)`` uint8 RGB arrays; HR is mod-cropped to :attr:`modulus` (the scale by default)."""
         for hr_path in self.hr_files:
-            hr = mod_crop(read_image(hr_path), self.scale)
-            lr = self._read_lr(hr_path) if self.lr_dir else self._cached_lr(hr_path, hr)
+            hr = mod_crop(read_image(hr_path), self.modulus)
+            if self.lr_dir:
+                lr = self._read_lr(hr_path)
+                if self.crop_multiple is not None:  # the same top-left crop of the given LR
+                    lr = lr[: hr.shape[0] // self.scale, : hr.shape[1] // self.scale]
+            else:
+                lr = self._cached_lr(hr_path, hr)
             expected = (hr.shape[0] // self.scale, hr.shape[1] // self.scale)
             if lr.shape[:2] != expected:
                 raise InputError(f"{self.lr_dir}: LR of {hr_path.name} is {lr.shape[1]}×{lr.shape[0]}, expected "
@@ -94,7 +108,10 @@ class Benchmark:
         from .resize import imresize
 
         stat = hr_path.stat()
-        key = hashlib.sha1(f"{hr_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
+        ident = f"{hr_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        if self.crop_multiple is not None:
+            ident += f"|crop{self.modulus}"
+        key = hashlib.sha1(ident.encode()).hexdigest()[:20]
         cached = cache_root() / "lr" / f"x{self.scale}" / f"{hr_path.stem}-{key}.png"
         if cached.is_file():
             return read_image(cached)
@@ -121,7 +138,7 @@ def find_lr_dir(hr_dir: Path, scale: int) -> Path | None:
 
 
 def resolve_benchmark(spec: str | os.PathLike[str], scale: int, root: str | os.PathLike[str] | None = None,
-                      use_lr_folder: bool = True) -> Benchmark:
+                      use_lr_folder: bool = True, crop_multiple: int | None = None) -> Benchmark:
     """Turn a folder path or a standard benchmark name into a :class:`Benchmark`.
 
     Raises :class:`InputError` naming the spec when nothing is found or the folder has no images.
@@ -144,8 +161,10 @@ def resolve_benchmark(spec: str | os.PathLike[str], scale: int, root: str | os.P
             raise InputError(f"dataset {name!r}: not found under data root {base} (tried {tried})")
         path = found
     hr_dir = find_hr_dir(path)
+    if crop_multiple is not None and crop_multiple < 1:
+        raise InputError(f"{crop_multiple}: must be a positive integer", param="crop_multiple")
     bench = Benchmark(name=name, hr_dir=hr_dir, scale=scale,
-                      lr_dir=find_lr_dir(hr_dir, scale) if use_lr_folder else None)
+                      lr_dir=find_lr_dir(hr_dir, scale) if use_lr_folder else None, crop_multiple=crop_multiple)
     if len(bench) == 0:
         raise InputError(f"dataset {str(spec)!r}: no images in {hr_dir}")
     return bench

@@ -19,7 +19,7 @@ from torch import nn
 from ..data.io import image_to_tensor, tensor_to_image
 from ..device import resolve_device, resolve_precision
 from ..errors import InputError
-from ..models.registry import Capabilities, capabilities_of
+from ..models.registry import Capabilities, capabilities_of, info_of
 
 
 class Upscaler:
@@ -50,6 +50,8 @@ class Upscaler:
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.capabilities = capabilities or capabilities_of(model)
+        info = info_of(model)
+        self.trained_on = info.degradation if info is not None else "bicubic"  # the LR its weights expect
         if not self.capabilities.safe_precision(self.precision):
             warnings.warn(f"{self.precision} is not marked safe for this model (its registry capabilities); "
                           "expect lower fidelity than fp32", RuntimeWarning, stacklevel=2)

@@ -72,6 +72,7 @@ class Variant:
     scales: tuple[int, ...] | None = None  # None: the family's scales
     note: str = ""  # appended to the family's paper (e.g. "NTIRE 2022 runtime-track winner")
     capabilities: Capabilities | None = None  # None: the family's
+    degradation: str | None = None  # None: the family's
 
 
 @dataclass
@@ -107,6 +108,9 @@ class Family:
     capabilities: Capabilities = Capabilities()
     detect: Detector | None = None
     detect_order: int = 100
+    # The LR degradation the official weights were trained for: "bicubic" (the ESR challenges) or, for the AIS 2024
+    # real-time entries, "lanczos+avif"; evaluate warns when such a model is scored on bicubic LR.
+    degradation: str = "bicubic"
 
     def __post_init__(self) -> None:
         params = hparam_names(self.cls)
@@ -154,6 +158,7 @@ class ModelInfo:
     scales: tuple[int, ...]
     paper: str
     capabilities: Capabilities
+    degradation: str = "bicubic"
 
     @cached_property
     def defaults(self) -> dict[str, Any]:
@@ -203,6 +208,7 @@ def register_family(family: Family) -> Family:
             scales=tuple(variant.scales or family.scales),
             paper=f"{family.paper}; {variant.note}" if variant.note else family.paper,
             capabilities=variant.capabilities or family.capabilities,
+            degradation=variant.degradation or family.degradation,
         )
     return family
 
@@ -255,12 +261,16 @@ def get_config(model: nn.Module) -> ModelConfig | None:
     return getattr(model, "esrkit_config", None)
 
 
+def info_of(model: nn.Module) -> ModelInfo | None:
+    """The registry entry of a model built by esrkit (None for a foreign module)."""
+    config = get_config(model)
+    return None if config is None else _REGISTRY.get(config.name)
+
+
 def capabilities_of(model: nn.Module) -> Capabilities:
     """The registry's capabilities of a model built by esrkit; defaults (no constraints) for a foreign module."""
-    config = get_config(model)
-    if config is None or config.name not in _REGISTRY:
-        return Capabilities()
-    return _REGISTRY[config.name].capabilities_for(config.hparams)
+    info = info_of(model)
+    return Capabilities() if info is None else info.capabilities_for(get_config(model).hparams)  # type: ignore[union-attr]
 
 
 def has_deploy_form(model: nn.Module) -> bool:

@@ -170,7 +170,7 @@ class Trainer:
         if resume and not checkpoint.is_file():
             raise InputError(f"{self.out}: nothing to resume (no {CHECKPOINT})", param="resume")
         if not resume and self.out.exists() and any(self.out.iterdir()):
-            raise InputError(f"{self.out}: run folder exists and is not empty (use --resume to continue it)",
+            raise InputError(f"{self.out}: run folder exists and is not empty (resume it, or choose another)",
                              param="out")
         # The datasets are built here so that a missing or empty folder fails before the run folder exists.
         self._datasets = {(s.patch, s.batch): self._dataset(s.patch, s.batch) for s in recipe.stages}
