@@ -29,10 +29,12 @@ def train_command(
     """Train a model with a recipe's stages; writes train- and deploy-form safetensors at the end."""
     from rich.console import Console
 
+    from ..fileio import check_output_path
     from ..train.recipe import load_recipe
     from ..train.recipe import smoke as smoke_recipe
     from ..train.trainer import Trainer
 
+    check_output_path(out, param="out", kind="dir")
     plan = load_recipe(recipe, overrides or [])
     if smoke:
         plan = smoke_recipe(plan)
