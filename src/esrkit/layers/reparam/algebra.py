@@ -14,7 +14,8 @@ a new block only has to describe its branches in terms of them:
 - :func:`grouped_to_dense` rewrites a grouped (e.g. depth-wise) kernel as an equivalent dense one;
 - :func:`sum_branches` folds parallel branches (padding them to a common size), with
   :func:`fold_1x1_into_kxk` as the common two-branch case;
-- :func:`fuse_sequential_1x1_kxk` folds a 1×1 conv followed by a k×k conv;
+- :func:`fuse_sequential_1x1_kxk` folds a 1×1 conv followed by a k×k conv, and
+  :func:`fuse_sequential_kxk_1x1` a k×k conv followed by a 1×1 conv;
 - :func:`fuse_conv_bn` folds an eval-mode BatchNorm into the conv before it;
 - :func:`to_conv2d` materializes a :class:`Kernel` as a plain ``nn.Conv2d``.
 """
@@ -172,6 +173,25 @@ def fuse_sequential_1x1_kxk(first: Kernel, second: Kernel) -> Kernel:
     return Kernel(weight, bias)
 
 
+def fuse_sequential_kxk_1x1(first: Kernel, second: Kernel) -> Kernel:
+    """Fold ``conv_1×1(conv_k×k(x))`` into one k×k conv (both dense, ``groups=1``).
+
+    Exact whatever the k×k's padding: a 1×1 mixes channels pixel by pixel, so it commutes with the border
+    (CASR's expand-squeeze RepBlocks, FMEN-style reduce convs).
+    ``W[o, i] = Σ_m W2[o, m] · W1[m, i]`` and ``b = W2 · b1 + b2``.
+    """
+    w1, b1 = first
+    w2, b2 = second
+    if w2.shape[-2:] != (1, 1):
+        raise ValueError(f"second conv must be 1x1, got {tuple(w2.shape[-2:])}")
+    if w2.shape[1] != w1.shape[0]:
+        raise ValueError(f"second conv takes {w2.shape[1]} channels but the first produces {w1.shape[0]} "
+                         "(expand grouped kernels with grouped_to_dense first)")
+    weight = torch.einsum("om,mihw->oihw", w2[:, :, 0, 0], w1)
+    bias = b2 + w2[:, :, 0, 0] @ b1
+    return Kernel(weight, bias)
+
+
 def fuse_conv_bn(kernel: Kernel, bn: nn.BatchNorm2d) -> Kernel:
     """Fold an eval-mode ``BatchNorm2d`` that follows a conv into that conv's weight and bias.
 
@@ -197,7 +217,7 @@ def to_conv2d(kernel: Kernel, *, groups: int = 1, dilation: int = 1, bias: bool 
     out_ch, in_per_group, kh, kw = weight.shape
     if kh != kw:
         raise ValueError("only square kernels are supported")
-    if not bias and bool(torch.any(b != 0)):
+    if not bias and b.device.type != "meta" and bool(torch.any(b != 0)):  # meta (shape-only) folds have no values
         raise ValueError("the folded kernel has a non-zero bias but bias=False was requested")
     module = conv(in_per_group * groups, out_ch, kh, bias=bias, groups=groups, dilation=dilation)
     target = dtype or weight.dtype
