@@ -26,7 +26,7 @@ from torch import nn
 from .errors import CheckpointError, EsrkitError, InputError
 from .fileio import atomic_path
 from .layouts import detect_layout, nearest_layout_message
-from .models.registry import ModelConfig, create_model, get_config, reparameterize
+from .models.registry import ModelConfig, create_model, get_config, model_info, reparameterize
 
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
 METADATA_KEY = "esrkit"
@@ -58,11 +58,14 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
     """Find the tensor state dict inside a loaded checkpoint object and strip ``module.`` prefixes."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source}: expected a state dict, found {type(obj).__name__}")
-    for key in WRAPPER_KEYS:
-        inner = obj.get(key)
-        if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
-            obj = inner
-            break
+    wrapped = {key: inner for key in WRAPPER_KEYS if isinstance(inner := obj.get(key), Mapping) and inner
+               and all(isinstance(v, torch.Tensor) for v in inner.values())}
+    if wrapped:
+        obj = next(iter(wrapped.values()))
+        if len(wrapped) > 1:  # BasicSR keeps params and params_ema: a family class may name the one its authors ran
+            config = detect_layout({k.removeprefix("module."): v for k, v in obj.items()})
+            preferred = getattr(model_info(config.name).family.cls, "checkpoint_key", None) if config else None
+            obj = wrapped.get(preferred, obj)
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{source}: no tensors found (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
@@ -88,12 +91,29 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None]:
     return {k.removeprefix("module."): v for k, v in tensors.items()}, meta
 
 
-def build_from_state_dict(state: StateDict, source: str = "checkpoint") -> nn.Module:
-    """Build the model that ``state`` belongs to and load it strictly."""
+def build_from_state_dict(state: StateDict, source: str = "checkpoint", scale: int | None = None) -> nn.Module:
+    """Build the model that ``state`` belongs to and load it strictly.
+
+    ``scale`` is a hint for layouts whose scale is not in the weights (PAN ×2 and ×3 differ only in an
+    interpolation factor): when the detected family builds exactly these tensor shapes at ``scale`` too, the model
+    is built at ``scale``. It never overrides a scale the weights do determine.
+    """
     config = detect_layout(state)
     if config is None:
         raise CheckpointError(f"{source}: unknown checkpoint layout; {nearest_layout_message(state)}")
+    if scale is not None and scale != config.scale and _same_layout_at(config, scale, state):
+        config = ModelConfig(config.name, scale, dict(config.hparams), config.form)
     return _instantiate(config, state, source)
+
+
+def _same_layout_at(config: ModelConfig, scale: int, state: StateDict) -> bool:
+    if scale not in model_info(config.name).scales:
+        return False
+    with torch.device("meta"):
+        model = create_model(config.name, scale=scale, **config.hparams)
+        if config.form == "deploy":
+            model = reparameterize(model)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()} == {k: tuple(v.shape) for k, v in state.items()}
 
 
 def _instantiate(config: ModelConfig, state: StateDict, source: str) -> nn.Module:
@@ -125,8 +145,11 @@ def _diff(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor
     return "; ".join(parts)
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
+def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+                    scale: int | None = None) -> nn.Module:
     """Load any supported checkpoint into a ready esrkit model (eval mode, [0, 1] in and out).
+
+    ``scale`` only disambiguates layouts whose weights do not fix the scale (see :func:`build_from_state_dict`).
 
     The result carries ``model.esrkit_config`` (name, scale, hyper-parameters, form).
     Raises :class:`CheckpointError` for unsafe, unreadable or unknown checkpoints.
@@ -140,7 +163,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
             raise CheckpointError(f"{path}: incomplete esrkit metadata ({exc})") from None
         model = _instantiate(config, state, str(path))
     else:
-        model = build_from_state_dict(state, str(path))
+        model = build_from_state_dict(state, str(path), scale=scale)
     return model.to(device)
 
 
