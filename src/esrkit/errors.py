@@ -43,3 +43,8 @@ class UnknownModelError(EsrkitError, KeyError):
 
 class CheckpointError(EsrkitError, ValueError):
     """A checkpoint cannot be read, is unsafe, or matches no known layout."""
+
+
+class PruningError(EsrkitError, ValueError):
+    """A model cannot be pruned structurally (its graph, or its pruned widths, fit no configuration of its
+    family)."""

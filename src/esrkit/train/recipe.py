@@ -42,6 +42,9 @@ class Stage:
     name: str = ""
     scheduler: dict[str, Any] | None = None
     grad_clip: float | None = None
+    # A pruning round before this stage trains: remove this share of the filters of every coupled channel group
+    # (L2 norm; DIPNet prunes 0.05 per round and fine-tunes between rounds), see esrkit.compress.prune.
+    prune: float | None = None
 
 
 @dataclass
@@ -214,6 +217,9 @@ def _validate(recipe: Recipe, source: str) -> None:
             raise InputError(f"{where}: loss must map loss names to weights, e.g. {{l1: 1.0}}", param="recipe")
         if not isinstance(stage.optimizer, dict) or "name" not in stage.optimizer:
             raise InputError(f"{where}: optimizer needs a name (adam, adamw, adan)", param="recipe")
+        if stage.prune is not None and not 0.0 < float(stage.prune) < 1.0:
+            raise InputError(f"{where}: prune is the share of filters removed, in (0, 1), not {stage.prune}",
+                             param="recipe")
         stage.name = stage.name or f"stage{i + 1}"
 
 

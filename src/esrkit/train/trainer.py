@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from ..errors import EsrkitError, InputError
 from ..fileio import atomic_path, write_text_atomic
+from ..models.registry import get_config
 from .recipe import Recipe, Stage
 
 __all__ = ["EpochSampler", "TrainResult", "Trainer", "resolve_amp"]
@@ -178,19 +179,39 @@ class Trainer:
     # -------------------------------------------------------------------------------------------- building
 
     def _dataset(self, patch: int, batch: int) -> Any:
-        from .data import HRCropDataset, list_images
+        from .data import HRCropDataset, build_degradation, list_images
 
         # Several crops per image and epoch, so that an epoch holds at least 50 global batches: small sets
         # (BSDS500: 200 training images) would otherwise restart the DataLoader every few steps.
         repeat = max(1, math.ceil(50 * batch / max(1, len(list_images(self.data, param="data")))))
-        return HRCropDataset(self.data, patch=patch, scale=self.recipe.scale, augment=True, seed=self.recipe.seed,
-                             repeat=repeat)
+        # A degradation made before training (lanczos+avif) brings its own (lr, hr) dataset.
+        dataset_cls = getattr(build_degradation(self.recipe.degradation, self.recipe.scale), "paired_dataset",
+                              HRCropDataset)
+        return dataset_cls(self.data, patch=patch, scale=self.recipe.scale, augment=True, seed=self.recipe.seed,
+                           repeat=repeat)
 
-    def _model(self) -> nn.Module:
+    def _model(self, config: dict[str, Any] | None = None) -> nn.Module:
+        """The recipe's model with seeded initial weights, or (resuming) the configuration a checkpoint records."""
         from ..models import create_model
 
         torch.manual_seed(self.recipe.seed)  # identical initial weights on every rank and every run
-        model = create_model(self.recipe.model, scale=self.recipe.scale, **self.recipe.hparams).to(self.device)
+        name, hparams = (config["name"], config["hparams"]) if config else (self.recipe.model, self.recipe.hparams)
+        model = create_model(name, scale=self.recipe.scale, **hparams).to(self.device)
+        return model.to(memory_format=torch.channels_last) if self.recipe.channels_last else model
+
+    def _prune(self, model: nn.Module, ratio: float) -> nn.Module:
+        """One pruning round (the same on every rank: it depends on the weights alone)."""
+        from ..compress import prune_filters
+
+        before = sum(p.numel() for p in model.parameters())
+        model = prune_filters(model, ratio)
+        after = sum(p.numel() for p in model.parameters())
+        if self.rank == 0 and self.progress:
+            import sys
+
+            print(f"pruned {ratio:.0%} of the filters: {before:,} -> {after:,} parameters "
+                  f"({get_config(model).hparams})", file=sys.stderr)  # type: ignore[union-attr]
+        model = model.to(self.device)
         return model.to(memory_format=torch.channels_last) if self.recipe.channels_last else model
 
     def _teacher_loss(self, model: nn.Module) -> nn.Module | None:
@@ -225,6 +246,7 @@ class Trainer:
             "recipe": self.recipe.name,
             "position": vars(pos).copy(),
             "model": model.state_dict(),
+            "config": get_config(model).to_dict(),  # type: ignore[union-attr]
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched is not None else None,
             "ema": ema.state_dict() if ema is not None else None,
@@ -260,8 +282,9 @@ class Trainer:
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.out / "recipe.json", json.dumps(self.recipe.to_dict(), indent=2) + "\n")
-        model = self._model()
         loaded = self._load() if self.resume else None
+        # A pruned run's model no longer has the recipe's widths: the checkpoint records what was trained.
+        model = self._model(loaded.get("config") if loaded else None)
         pos = _Position(**loaded["position"]) if loaded else _Position()
         if loaded:
             model.load_state_dict(loaded["model"])
@@ -273,6 +296,8 @@ class Trainer:
                 resume_stage = loaded if (loaded and stage_index == pos.stage) else None
                 if not resume_stage:
                     pos = _Position(stage=stage_index, global_step=pos.global_step)
+                    if stage.prune:
+                        model = self._prune(model, float(stage.prune))
                 self._run_stage(model, stage, pos, resume_stage, degrade, to_float, history)
                 loaded = None
                 pos = _Position(stage=stage_index + 1, global_step=pos.global_step)
@@ -341,10 +366,14 @@ class Trainer:
                     pos.epoch += 1
                     pos.batch_in_epoch = 0
                 dataset.set_epoch(pos.epoch, start=pos.batch_in_epoch * stage.batch)
-                for hr_u8 in loader:
-                    hr = to_float(hr_u8, self.device, recipe.channels_last)
-                    with torch.no_grad():
-                        lr = degrade(hr)
+                for batch in loader:
+                    if isinstance(batch, list | tuple):  # (lr, hr) pairs of a pre-made degradation (lanczos+avif)
+                        lr = to_float(batch[0], self.device, recipe.channels_last)
+                        hr = to_float(batch[1], self.device, recipe.channels_last)
+                    else:
+                        hr = to_float(batch, self.device, recipe.channels_last)
+                        with torch.no_grad():
+                            lr = degrade(hr)
                     # The loss runs under autocast too (it may hold convs: contrastive extractor, distillation
                     # adapters and teacher); the pixel losses autocast to fp32 by themselves.
                     with torch.autocast(self.device.type, dtype=self.amp) if self.amp else contextlib.nullcontext():
