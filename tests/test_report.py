@@ -156,3 +156,104 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     broken = render_report(_ranking()).replace("base64,iVBOR", "base64,AAAA", 1)
     probe, _ = _render(browser, broken, tmp_path)
     assert probe["rendered"] == probe["images"] - 1
+
+
+# --------------------------------------------------------------------------------------------------------------
+# words, ticks and placement, on the AIS 2024 Table 1 rows of the notes
+
+
+def _ais_table1_ranking():  # type: ignore[no-untyped-def]
+    from conftest import shared_path
+
+    text = shared_path("docs", "notes", "seed-ais2024.md").read_text(encoding="utf-8")
+    section = text.split("## 3. Results", 1)[1].split("Row → team", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    records = []
+    for ln in lines[2:]:
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        record = dict(zip(header, cells, strict=True))
+        record["Team / Method (Sec.)"] = re.sub(r"\s*\(\d+\.\d+\)$", "", cells[0])
+        record["baseline"] = cells[0].startswith("Baseline")
+        records.append(record)
+    return rank_rows(rows_from_records(records, "table1"), "ais2024")
+
+
+METRIC_KEY = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")  # psnr_y_mean, runtime_ms, params_m ...
+
+
+def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.shared
+def test_figures_speak_in_words_with_plain_log_ticks_and_free_labels() -> None:
+    from esrkit.challenge.report import report_figures
+
+    ranking = _ais_table1_ranking()
+    figures = report_figures(ranking)
+    runtime, params = figures["psnr-runtime"], figures["params-psnr"]
+    assert runtime is not None and params is not None
+    for fig in (runtime, params):
+        for text in (fig.title, fig.x_label, fig.y_label, *fig.legend):
+            assert not METRIC_KEY.search(text), text
+        assert fig.y_label == "PSNR-Y, mean of QP31/QP63 [dB]"
+        assert "Lanczos 30.935 dB" in fig.legend  # (32.75 + 29.12) / 2, Table 1's Lanczos row
+        # names and the legend cover no marker; names stay inside the axes; the legend is outside them
+        for box in fig.label_boxes:
+            assert not any(_intersects(box, marker) for marker in fig.marker_boxes)
+            x0, y0, x1, y1 = fig.frame
+            assert x0 <= box[0] and box[2] <= x1 and y0 <= box[1] and box[3] <= y1
+        assert sum(_intersects(a, b) for i, a in enumerate(fig.label_boxes) for b in fig.label_boxes[i + 1:]) == 0
+        assert fig.legend_box is not None and not _intersects(fig.legend_box, fig.frame)
+        # 17 entries have a runtime and a PSNR: nearly all are named, URPNet (below Lanczos) is in range
+        assert len(fig.labelled) + len(fig.unlabelled) == 17 and len(fig.unlabelled) <= 2
+        assert "URPNet" not in fig.hidden and fig.hidden == ()
+    assert runtime.title == "PSNR-Y, mean of QP31/QP63 vs runtime"
+    assert runtime.x_label == "Runtime [ms], log scale"
+    assert runtime.x_ticks == ("0.5", "1", "2", "5")  # Table 1 spans 0.399 to 7.542 ms: plain numbers
+    assert params.title == "PSNR-Y, mean of QP31/QP63 vs number of parameters"
+    assert params.x_label == "Parameters [M]"
+
+    page = render_report(ranking)
+    body = re.sub(r'src="data:image/png;base64,[^"]+"', "", page)
+    visible = re.sub(r"<style>.*?</style>|<[^>]+>", " ", body, flags=re.S)
+    assert not METRIC_KEY.search(visible), METRIC_KEY.search(visible)  # no key anywhere a reader looks
+    assert "ais_score" not in visible and "psnr_y_mean" not in page
+    assert "Score S = 2·2^Δ / (√T · C) with C = 0.1" in visible
+    assert "improve on Lanczos (Δ &gt; 0 dB); runtime under 33 ms" in body
+    assert "The dashed line: Lanczos 30.935 dB." in visible
+    assert "Δ -0.080 dB: no improvement over Lanczos" in visible  # URPNet, derived from Table 1's PSNR-Y
+
+
+def test_notes_name_metrics_in_words() -> None:
+    page = render_report(_ranking())
+    table = page.split('id="ranking"', 1)[1].split("</table>", 1)[0]
+    assert "Test PSNR 26.88 dB &lt; 26.95 dB floor" in table and "psnr_test" not in table
+    assert "Val PSNR 28.96 dB below the stated 29.00 dB" in table and "psnr_val" not in table
+
+
+TABLE_PROBE = """<script>
+window.addEventListener("load", () => {
+  const wrap = document.querySelector(".tablewrap");
+  document.body.setAttribute("data-probe", JSON.stringify({images: 0, rendered: 0, figures: 0,
+    rows: document.querySelectorAll("#ranking tbody tr").length, scroll: wrap.scrollWidth, width: wrap.clientWidth}));
+});
+</script>"""
+
+
+@pytest.mark.shared
+def test_ais_table_fits_the_page_in_headless_chromium(tmp_path: Path) -> None:
+    browser = _chromium()
+    path = tmp_path / "fit.html"
+    path.write_text(render_report(_ais_table1_ranking()).replace("</body>", TABLE_PROBE + "</body>"), encoding="utf-8")
+    proc = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,900", "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    match = re.search(r'data-probe="([^"]*)"', proc.stdout)
+    assert match, proc.stderr[-2000:]
+    probe = json.loads(match.group(1).replace("&quot;", '"'))
+    assert probe["rows"] == 18
+    assert probe["scroll"] <= probe["width"], probe  # no horizontal scrolling at a 1280 px window

@@ -104,6 +104,11 @@ def measure_challenge_row(
     ``details``).
     """
     protocol = load_protocol(protocol_name)
+    if protocol.rule == "ais_score":  # its own measurement: AVIF degradation per QP, Δ over Lanczos, 540p runtime
+        from .ais2024 import measure_ais2024_row
+
+        return measure_ais2024_row(weights, data_root, team=team, device=device, precision=precision,
+                                   threads=threads)
     if protocol.rule != "rank_sum" or not protocol.datasets:
         raise InputError(
             f"challenge run supports the bicubic ESR challenges (ntire2023, aim2020), not "

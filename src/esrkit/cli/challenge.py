@@ -36,20 +36,21 @@ def _console() -> Any:
 
 def print_ranking(ranking: Any) -> None:
     """Print a :class:`~esrkit.challenge.Ranking` as a rich table (``value (rank)`` cells, as the reports)."""
+    from rich.markup import escape
     from rich.table import Table
 
     headers, body = ranking.display()
     table = Table(title=f"{ranking.protocol.title} — ordered by {ranking.order_by}")
     for i, header in enumerate(headers):
         table.add_column(
-            header,
+            escape(header),  # "Δ [dB]", "Runtime [ms]": rich would read the brackets as markup and drop them
             justify="left" if i in (1, len(headers) - 1) else "right",
             overflow="fold",
             no_wrap=i < len(headers) - 1,  # numbers and names stay on one line; only the note wraps
             max_width=48 if i == len(headers) - 1 else None,
         )
     for entry, cells in zip(ranking.entries, body, strict=True):
-        table.add_row(*cells, style=None if entry.ranked else "dim")
+        table.add_row(*map(escape, cells), style=None if entry.ranked else "dim")
     _console().print(table)
 
 
@@ -93,6 +94,7 @@ def rank_command(
 
 
 def _print_row(document: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from ..challenge import load_protocol, rank_rows, rows_from_records
@@ -103,20 +105,63 @@ def _print_row(document: dict[str, Any]) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in row.values.items():
-        table.add_row(protocol.label(key), f"{value:.3f}" if key == "params_m" else f"{value:.2f}")
+        table.add_row(escape(protocol.label(key)), f"{value:.3f}" if key == "params_m" else f"{value:.2f}")
     entry = rank_rows([row], protocol).entries[0]
     verdict = "eligible" if entry.ranked else f"not rankable: {entry.reason}"
-    table.caption = "; ".join([verdict, *entry.notes, *document["details"]["notes"]])
+    table.caption = escape("; ".join([verdict, *entry.notes, *document["details"]["notes"]]))
     _console().print(table)
+
+
+def _print_ais_row(document: dict[str, Any]) -> None:
+    """Per-QP fidelity of the model and of Lanczos on the same images, then Δ, runtime and the score S."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..challenge import load_protocol, rows_from_records
+
+    protocol = load_protocol(document["challenge"])
+    rows = rows_from_records(document["rows"], "measured")
+    model, lanczos = rows[0], rows[1]
+    details = document["details"]
+    table = Table(title=escape(f"{protocol.title}: {model.label} on {details['data']}"))
+    table.add_column("QP", justify="right")
+    for head in ("PSNR-RGB", "PSNR-Y", "SSIM-RGB", "SSIM-Y", "PSNR-Y Lanczos", "ΔY"):
+        table.add_column(head, justify="right")
+    for qp in details["qps"]:
+        y, y_base = model.get(f"psnr_y_qp{qp}") or 0.0, lanczos.get(f"psnr_y_qp{qp}") or 0.0
+        table.add_row(str(qp), f"{model.get(f'psnr_rgb_qp{qp}'):.2f}", f"{y:.2f}",
+                      f"{model.get(f'ssim_rgb_qp{qp}'):.3f}", f"{model.get(f'ssim_y_qp{qp}'):.3f}",
+                      f"{y_base:.2f}", f"{y - y_base:+.3f}")
+    eligible = "eligible" if details["eligible"] else f"not eligible: {details['reason']}"
+    summary = [f"Δ (mean PSNR-Y at QP31, QP63 over Lanczos) {details['delta_db']:+.3f} dB",
+               f"runtime {model.get('runtime_ms'):.3f} ms", f"{model.get('params_m'):.3f} M params",
+               f"{model.get('macs_g'):.2f} GMACs", f"score S = 2·2^Δ/(√T·0.1) = {details['score']:.2f} ({eligible})"]
+    table.caption = escape("; ".join(summary + details["notes"]))
+    _console().print(table)
+
+
+def _qp_list(text: str | None) -> tuple[int, ...]:
+    from ..data.ais2024 import QPS
+
+    if text is None:
+        return QPS
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        from ..errors import InputError
+
+        raise InputError(f"expected comma-separated integers such as 31,63, got {text!r}", param="qps") from None
 
 
 @challenge_app.command("run")
 def run_command(
-    challenge: Annotated[str, typer.Argument(help="ntire2023 or aim2020.")],
+    challenge: Annotated[str, typer.Argument(help="ntire2023, aim2020 or ais2024.")],
     weights: Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint (.pth or .safetensors).")],
     data_root: Annotated[
         Path,
-        typer.Option("--data-root", help="Folder holding the challenge's sets (NTIRE 2023: DIV2K_valid, LSDIR_valid)."),
+        typer.Option("--data-root", "--data",
+                     help="NTIRE 2023/AIM 2020: the folder holding the challenge's sets (DIV2K_valid, LSDIR_valid). "
+                          "AIS 2024: any folder of HR images (the official test set is not public)."),
     ],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the row (and details) as JSON.")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Name for the row (default: the model name).")] = None,
@@ -126,12 +171,37 @@ def run_command(
     runtime_images: Annotated[
         int, typer.Option("--runtime-images", help="Images per set to time (NTIRE timed 100 per set).")
     ] = 100,
+    repeats: Annotated[int, typer.Option("--repeats", help="AIS 2024: timed forwards (the survey: 100).")] = 100,
+    warmup: Annotated[int, typer.Option("--warmup", help="AIS 2024: untimed forwards before timing.")] = 50,
+    runtime_size: Annotated[
+        str, typer.Option("--runtime-size", help="AIS 2024: LR WIDTHxHEIGHT to time (540p → 4K).")
+    ] = "960x540",
+    qps: Annotated[
+        str | None, typer.Option("--qps", help="AIS 2024: comma-separated QPs (default 31,39,47,55,63).")
+    ] = None,
+    crop_multiple: Annotated[
+        int | None, typer.Option("--crop-multiple", help="AIS 2024: crop HR to multiples of this (CASR: 24).")
+    ] = None,
+    decoder: Annotated[str, typer.Option("--decoder", help="AIS 2024: AVIF decoder, ffmpeg or pillow.")] = "ffmpeg",
 ) -> None:
-    """Produce a challenge table row for one model: PSNR, runtime, #params, FLOPs, #acts, memory, #conv."""
-    from ..challenge import measure_challenge_row
+    """Produce a challenge table row for one model: PSNR, runtime, #params, FLOPs, #acts, memory, #conv
+    (AIS 2024: PSNR/SSIM per QP, Δ over Lanczos, runtime at 540p, MACs, and the score)."""
+    from ..challenge import load_protocol, measure_challenge_row
 
     if json_out is not None:
         check_output_path(json_out, param="json_out")
+    if load_protocol(challenge).rule == "ais_score":
+        from ..challenge.ais2024 import measure_ais2024_row, parse_size
+
+        document = measure_ais2024_row(
+            weights, data_root, team=team, device=device, precision=precision, qps=_qp_list(qps),
+            crop_multiple=crop_multiple, decoder=decoder, warmup=warmup, repeats=repeats,
+            runtime_size=parse_size(runtime_size),
+        )  # fmt: skip
+        _print_ais_row(document)
+        if json_out is not None:
+            write_text_atomic(json_out, json.dumps(document, indent=2) + "\n")
+        return
     document = measure_challenge_row(
         challenge,
         weights,

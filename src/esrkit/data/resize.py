@@ -31,7 +31,8 @@ therefore needs MATLAB's algorithm:
 Lanczos and the AIS 2024 baseline: the AIS 2024 real-time 4K SR challenge made its LR images with
 FFmpeg's swscale, ``scale=ceil(iw/4):ceil(ih/4):flags=lanczos+accurate_rnd+full_chroma_int:param0=5``,
 i.e. a Lanczos window of **a = 5** evaluated in fixed point, followed by AVIF encoding; its "Lanczos"
-upscaling baseline is named but not specified further. Neither is reproduced bit-exactly here.
+upscaling baseline is named but not specified further. Neither is re-implemented here: :mod:`esrkit.data.ais2024`
+runs FFmpeg itself for both (the degradation byte for byte as the survey's command line).
 ``kernel="lanczos3"`` (or :func:`lanczos_resize`) is MATLAB's ``lanczos3`` and, away from the borders,
 the same filter as Pillow's ``Image.LANCZOS`` (same a = 3 window, same pixel-centre mapping when
 ``scale == out / in``). They differ near borders (mirroring here, truncation plus renormalisation in

@@ -488,8 +488,18 @@ class BicubicDegradation:
         return f"BicubicDegradation(scale={self.scale})"
 
 
+def _lanczos_avif(scale: int) -> Degradation:
+    """The AIS 2024 FFmpeg Lanczos + AVIF degradation (:mod:`esrkit.train.avif`, imported only when named)."""
+    from .avif import LanczosAvifDegradation
+
+    return LanczosAvifDegradation(scale)
+
+
 #: Degradation factories by name: ``factory(scale) -> Degradation``. Lanczos, JPEG or AVIF steps plug in here.
-DEGRADATIONS: dict[str, Callable[[int], Degradation]] = {"bicubic": BicubicDegradation}
+#: A degradation with a ``paired_dataset`` attribute makes its LR before training (the trainer then builds that
+#: dataset, which yields ``(lr, hr)`` uint8 crops, instead of :class:`HRCropDataset`).
+DEGRADATIONS: dict[str, Callable[[int], Degradation]] = {"bicubic": BicubicDegradation,
+                                                         "lanczos+avif": _lanczos_avif}
 
 
 def build_degradation(name: str, scale: int) -> Degradation:
