@@ -1,0 +1,223 @@
+"""esrkit's CPU backends against a plain eager fp32 PyTorch forward of the same weights (prints a table; not a test).
+
+    python benchmarks/inference.py                       # all models, 256x256 and 960x540, all cores
+    python benchmarks/inference.py --quick --models rlfn_ntire --sizes 256x256 --threads 2
+    python benchmarks/inference.py --psnr                # also Set5 ×4 Y-PSNR change of the non-exact backends
+
+"Eager" is what the authors' test scripts do: the released checkpoint as loaded (train form where it was released
+in train form), NCHW float32, ``model(x)`` under no autograd. Each esrkit backend runs the deploy form
+(:mod:`esrkit.infer.backends`): torch fp32 channels-last, torch bf16 (cast, channels-last), torch.compile (with
+``--compile``: about a minute and a half of compilation per model and shape on a small CPU), ONNX Runtime fp32, OpenVINO
+f32 and OpenVINO bf16, each only where this machine runs it natively. ONE ONNX export per model feeds both
+runtimes. Every figure comes from :func:`esrkit.profile.runtime.time_forward` (the loop behind ``esrkit profile``)
+with the same thread count for everything: ``--threads`` (default: every core this process may use).
+
+Columns: median milliseconds per forward, speed-up over eager, and the largest absolute output difference from
+eager on the same input. "exact" means ≤ 1e-4 (issue 10's bound for an fp32-exact backend). With ``--psnr`` the
+non-exact backends are also scored on Set5 ×4 (Y-PSNR, the papers' protocol, through the same ``Upscaler`` path as
+``esrkit evaluate``) against the fp32 figure; the "best overall" line only counts a backend within 0.02 dB.
+
+Models are the shared official checkpoints (``../shared/weights/official/``); one whose family is not registered
+in this checkout, or whose file is missing, is skipped with a message. Sizes are LR H×W, grown to a model's size
+multiple where needed (CASR needs multiples of 3: 256 → 258).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esrkit.checkpoints import load_checkpoint
+from esrkit.errors import EsrkitError, UnknownModelError
+from esrkit.infer import Upscaler
+from esrkit.infer import backends as bk
+from esrkit.models import capabilities_of, model_info, reparameterize
+from esrkit.profile.runtime import time_forward
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ESRKIT_SHARED", REPO.parent / "shared"))
+
+# esrkit model name → released checkpoint (NTIRE 2022/2023 Efficient SR, AIS 2024 real-time 4K).
+MODELS = {
+    "rlfn_ntire": "rlfn_ntire2022_x4.pth",
+    "rfdn": "rfdn_ntire2023_baseline_x4.pth",
+    "imdn": "imdn_ntire2022_baseline_x4.pth",
+    "dipnet": "dipnet_ntire2023_x4.pth",
+    "casr": "casr_ais2024_deploy_x4.pt",
+}
+EXACT = 1e-4
+PSNR_TOLERANCE = 0.02
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    h, w = text.lower().replace("×", "x").split("x")
+    return int(h), int(w)
+
+
+def fit(size: tuple[int, int], caps: Any) -> tuple[int, int]:
+    out = []
+    for side in size:
+        side = max(side, caps.min_size)
+        out.append(side + -side % caps.size_multiple)
+    return out[0], out[1]
+
+
+def combos(use_compile: bool) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(label, backend, precision, options) this machine runs; a skipped one is announced on stderr."""
+    wanted = [("torch fp32 channels-last", "torch", "fp32", {"channels_last": True}),
+              ("torch bf16", "torch", "bf16", {"channels_last": True, "bf16_mode": "cast"})]
+    if use_compile:
+        wanted.append(("torch fp32 compile", "torch", "fp32", {"channels_last": True, "compile": True}))
+    wanted += [("onnxruntime fp32", "onnxruntime", "fp32", {}), ("openvino f32", "openvino", "fp32", {}),
+               ("openvino bf16", "openvino", "bf16", {})]
+    out = []
+    for label, backend, precision, options in wanted:
+        if not bk.backend_installed(backend):
+            print(f"skip {label}: {backend} is not installed", file=sys.stderr)
+        elif precision not in bk.supported_precisions(backend):
+            print(f"skip {label}: this CPU has no native {precision} for {backend}", file=sys.stderr)
+        else:
+            out.append((label, backend, precision, options))
+    return out
+
+
+def set5_psnr(weights: Path, set5: Path, backend: str | None = None, precision: str = "fp32",
+              threads: int | None = None, **options: Any) -> float:
+    from esrkit.evaluate import evaluate_model
+
+    extra: dict[str, Any] = {} if backend is None else {"backend": backend, "threads": threads, **options}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "not marked safe": the measured PSNR says it better
+        up = Upscaler.from_name(weights=weights, precision=precision, **extra)
+    return evaluate_model(up, [set5], 4)[0].psnr_y
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--sizes", nargs="+", default=["256x256", "540x960"], help="LR H×W (default 256x256 540x960)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--quick", action="store_true", help="2 warm-ups and 3 timed forwards (default 3 + 3×10)")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--psnr", action="store_true", help="Set5 ×4 Y-PSNR change of the non-exact backends")
+    parser.add_argument("--set5", type=Path, default=SHARED / "data" / "benchmarks" / "Set5")
+    parser.add_argument("--json", type=Path, help="also write every row here")
+    args = parser.parse_args()
+    warmup, repeats, trials = (2, 3, 1) if args.quick else (3, 10, 3)
+    sizes = [parse_size(s) for s in args.sizes]
+    torch.set_num_threads(args.threads)
+    chosen = combos(args.compile)
+    cpu = torch.cpu.get_capabilities().get("cpu_name", "?") if hasattr(torch.cpu, "get_capabilities") else "?"
+    print(f"# {cpu}, {args.threads} threads, torch {torch.__version__}; warm-up {warmup}, median of "
+          f"{repeats}×{trials}; eager = released checkpoint as loaded, NCHW fp32")
+
+    rows: list[dict[str, Any]] = []
+    header = f"{'model':11s} {'LR input':>9s} {'backend':26s} {'median ms':>10s} {'× eager':>8s} {'max |Δ|':>9s}  exact"
+    print(header)
+    print("-" * len(header))
+    for name in args.models:
+        path = SHARED / "weights" / "official" / MODELS[name]
+        try:
+            model_info(name)
+        except UnknownModelError:
+            print(f"skip {name}: not registered in this checkout", file=sys.stderr)
+            continue
+        if not path.is_file():
+            print(f"skip {name}: no checkpoint at {path}", file=sys.stderr)
+            continue
+        eager = load_checkpoint(path).eval()
+        deploy = reparameterize(eager)
+        caps = capabilities_of(eager)
+        runners: list[tuple[str, str, str, dict[str, Any], torch.nn.Module]] = []
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path: Path | None = None
+            for label, backend, precision, options in chosen:
+                opts = dict(options)
+                if backend in ("onnxruntime", "openvino"):
+                    if onnx_path is None:
+                        try:
+                            onnx_path = bk.export_onnx(deploy, Path(tmp) / f"{name}.onnx")
+                        except bk.ExportError as exc:
+                            print(f"skip ONNX backends for {name}: {exc}", file=sys.stderr)
+                            onnx_path = Path("-")
+                    if onnx_path == Path("-"):
+                        continue
+                    opts["onnx_path"] = onnx_path
+                try:
+                    runner = bk.make_runner(deploy, backend, precision=precision, threads=args.threads, **opts)
+                except EsrkitError as exc:
+                    print(f"skip {label} for {name}: {exc}", file=sys.stderr)
+                    continue
+                runners.append((label, backend, precision, options, runner))
+        for size in sizes:
+            h, w = fit(size, caps)
+            x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+            with torch.inference_mode():
+                reference = eager(x)
+            base = time_forward(eager, [x], device=torch.device("cpu"), dtype=torch.float32, warmup=warmup,
+                                repeats=repeats, trials=trials, threads=args.threads).timing.median_ms
+            line = f"{name:11s} {f'{h}x{w}':>9s} {'eager fp32 (authors)':26s} {base:10.1f} {1.0:8.2f} {0.0:9.1e}"
+            print(line, flush=True)
+            rows.append({"model": name, "size": [h, w], "backend": "eager", "precision": "fp32", "median_ms": base,
+                         "speedup": 1.0, "max_abs_diff": 0.0, "exact": True})
+            for label, backend, precision, options, runner in runners:
+                try:
+                    with torch.inference_mode():
+                        diff = (runner(x) - reference).abs().max().item()
+                    ms = time_forward(runner, [x], device=torch.device("cpu"), dtype=torch.float32, warmup=warmup,
+                                      repeats=repeats, trials=trials, threads=args.threads).timing.median_ms
+                except RuntimeError as exc:  # torch.compile without a working compiler, for one
+                    print(f"skip {label} for {name}: {str(exc).strip().splitlines()[0][:160]}", file=sys.stderr)
+                    continue
+                exact = diff <= EXACT
+                print(f"{name:11s} {f'{h}x{w}':>9s} {label:26s} {ms:10.1f} {base / ms:8.2f} {diff:9.1e}  "
+                      f"{'yes' if exact else 'no'}", flush=True)
+                rows.append({"model": name, "size": [h, w], "backend": backend, "precision": precision,
+                             "label": label, "options": {k: v for k, v in options.items() if k != "onnx_path"},
+                             "median_ms": ms, "speedup": base / ms, "max_abs_diff": diff, "exact": exact})
+        if args.psnr and args.set5.is_dir():
+            fp32 = set5_psnr(path, args.set5)
+            for label, backend, precision, options, _ in runners:
+                if any(r["model"] == name and r.get("label") == label and not r["exact"] for r in rows):
+                    delta = set5_psnr(path, args.set5, backend, precision, args.threads, **options) - fp32
+                    for r in rows:
+                        if r["model"] == name and r.get("label") == label:
+                            r["set5_delta_db"] = delta
+                    print(f"{name:11s} Set5 ×4 Y-PSNR fp32 {fp32:.3f}; {label}: {delta:+.4f} dB", flush=True)
+        elif args.psnr:
+            print(f"skip PSNR: no Set5 at {args.set5}", file=sys.stderr)
+
+    print()
+    for name, size in dict.fromkeys((r["model"], tuple(r["size"])) for r in rows):
+        group = [r for r in rows if r["model"] == name and tuple(r["size"]) == size and r["backend"] != "eager"]
+        if not group:
+            continue
+        exact = [r for r in group if r["exact"]]
+        ok = [r for r in group if r["exact"] or abs(r.get("set5_delta_db", float("inf"))) <= PSNR_TOLERANCE]
+        parts = []
+        if exact:
+            best = max(exact, key=lambda r: r["speedup"])
+            parts.append(f"best fp32-exact {best['label']} {best['speedup']:.2f}× eager")
+        if ok:
+            best = max(ok, key=lambda r: r["speedup"])
+            note = f", Set5 {best['set5_delta_db']:+.4f} dB" if "set5_delta_db" in best else ""
+            scope = "within 0.02 dB on Set5" if args.psnr else "exact only; --psnr admits bf16"
+            parts.append(f"best overall ({scope}) {best['label']} {best['speedup']:.2f}×{note}")
+        print(f"{name} {size[0]}x{size[1]}: " + "; ".join(parts))
+    if args.json is not None:
+        from esrkit.fileio import write_json_atomic
+
+        write_json_atomic(args.json, {"threads": args.threads, "warmup": warmup, "repeats": repeats,
+                                      "trials": trials, "rows": rows})
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""``esrkit export --onnx OUT.onnx``: a zoo model or checkpoint as an ONNX file with dynamic height and width.
+
+Thin: the model comes from ``Upscaler.from_name`` (the same name/checkpoint checks as ``evaluate``, deploy form)
+and the file from :func:`esrkit.infer.backends.export_onnx` (atomic write, verified at a second size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InputError
+from ..fileio import check_output_path
+from ._app import app
+
+
+@app.command("export")
+def export_command(
+    onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    model: Annotated[str | None, typer.Option("--model", help="Zoo model name (random weights without --weights).")]
+    = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
+    scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (17: read by ONNX Runtime and OpenVINO).")] = 17,
+    deploy: Annotated[bool, typer.Option("--deploy/--train", help="Export the re-parameterized form.")] = True,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Run the file at a second size and compare "
+                                         "with PyTorch (needs onnxruntime or openvino).")] = True,
+) -> None:
+    """Export a model to ONNX (dynamic batch, height and width; NCHW float32 RGB in [0, 1], ×scale out)."""
+    from ..infer import Upscaler
+    from ..infer.backends import DEFAULT_OPSET, export_onnx
+
+    # Validate everything before any work, so bad input costs nothing and leaves no file behind.
+    if model is None and weights is None:
+        raise InputError("give --model NAME and/or --weights FILE")
+    if weights is not None and not weights.is_file():
+        raise InputError(f"no such file: {weights}", param="weights")
+    check_output_path(onnx, param="onnx")
+    if not 7 <= opset <= 20:
+        raise InputError(f"the TorchScript exporter writes opsets 7 to 20, got {opset} (default {DEFAULT_OPSET})",
+                         param="opset")
+    if scale is None:
+        scale = _checkpoint_scale(weights) if weights is not None else 4
+    if scale < 1:
+        raise InputError(f"must be a positive integer, got {scale}", param="scale")
+    net = Upscaler.from_name(model, scale=scale, weights=weights, deploy=deploy).model
+    path = export_onnx(net, onnx, opset=opset, deploy=False, verify=verify)
+    config = getattr(net, "esrkit_config", None)
+    label = config.name if config is not None else (model or weights.stem)  # type: ignore[union-attr]
+    if weights is not None:
+        label += f" ({weights.name})"
+    form = "deploy" if deploy else "train"
+    typer.echo(f"wrote {path}: {label} ×{scale}, {form} form, opset {opset}, input 'lr' N×3×H×W, output 'sr' "
+               f"N×3×{scale}H×{scale}W (float32, RGB in [0, 1])")
+
+
+def _checkpoint_scale(weights: Path) -> int:
+    from ..checkpoints import load_checkpoint
+    from ..models import get_config
+
+    config = get_config(load_checkpoint(weights))
+    return config.scale if config is not None else 4

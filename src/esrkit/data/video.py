@@ -1,0 +1,240 @@
+"""Video in, video out, frame by frame: decode → a per-frame function (the SR model) → encode, through PyAV.
+
+What is kept, and how:
+
+* **frame count and timing**: every decoded frame is encoded once, with its own presentation timestamp in the
+  input stream's time base, so constant *and* variable frame rates survive; the output stream declares the
+  input's average rate. Frames are never dropped or duplicated to fit a nominal rate;
+* **audio**: every audio stream is *remuxed* (its packets copied, not re-encoded), so the sound is bit-identical
+  and costs nothing. The output container has the input's type (the output keeps the input's extension), so
+  whatever audio codec the input held, the output container can hold too;
+* **frames in memory**: one at a time (plus the encoder's look-ahead), so a long video costs no more than a frame.
+
+What is not kept: subtitle/data streams and chapters (dropped), bit depth above 8 (frames are decoded to 8-bit
+RGB because the SR models are trained on 8-bit RGB), HDR/colour metadata and rotation side data. The video is
+re-encoded with H.264 (``libx264``, CRF 17, near-transparent for SR output) in MP4/MOV/MKV/AVI, and VP9 in WebM;
+chroma is 4:2:0 when the output size is even and 4:4:4 when not (4:2:0 needs even sides).
+
+The output is written through :func:`esrkit.fileio.atomic_path`, so a corrupt frame, a full disk or an
+interrupt leaves no partial video behind. Decoding problems are :class:`~esrkit.errors.ImageReadError` naming
+the file (and the frame, when one frame is bad).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageReadError, InputError
+from ..fileio import atomic_path
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoResult", "is_video_file", "probe_video", "upscale_video"]
+
+# extension → FFmpeg muxer. The muxer is named explicitly because the temporary file atomic_path writes has a
+# ``.part`` suffix from which FFmpeg could not guess it.
+VIDEO_EXTENSIONS: dict[str, str] = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+}
+
+# muxer → (encoder, encoder options) in order of preference; the first one this FFmpeg build has is used.
+_ENCODERS: dict[str, tuple[tuple[str, dict[str, str]], ...]] = {
+    "webm": (("libvpx-vp9", {"crf": "20", "b": "0"}), ("libvpx", {"crf": "10", "b": "4M"})),
+}
+_DEFAULT_ENCODERS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("libx264", {"crf": "17", "preset": "medium"}),
+    ("mpeg4", {"qscale": "2"}),
+)
+
+
+def is_video_file(path: str | os.PathLike[str]) -> bool:
+    """True when the name has one of the video extensions esrkit can write back (case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:  # pragma: no cover - av is a dependency
+        raise InputError("video needs PyAV: pip install av") from None
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What :func:`probe_video` read from a container's header (no frame decoded)."""
+
+    width: int
+    height: int
+    frames: int | None  # None when the container does not declare it (Matroska, WebM)
+    rate: Fraction | None
+    audio_streams: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What :func:`upscale_video` wrote."""
+
+    frames: int
+    width: int
+    height: int
+    audio_streams: int
+
+
+def _read_error(path: Path, exc: BaseException, done: int | None = None) -> ImageReadError:
+    """One line naming the file; ``done`` frames were decoded before the bad one (decoders buffer a few frames,
+    so the exact index of the bad frame is not known)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = f" after {done} good frame(s)" if done is not None else ""
+    return ImageReadError(f"{path}: cannot be decoded{where} ({text})")
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """The size, declared frame count, rate and audio streams of ``path``; ImageReadError when it is not a video."""
+    av = _av()
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such video file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ImageReadError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            return VideoInfo(width=stream.codec_context.width, height=stream.codec_context.height,
+                             frames=int(stream.frames) or None, rate=_rate(stream),
+                             audio_streams=len(container.streams.audio), codec=stream.codec_context.name)
+    except av.error.FFmpegError as exc:
+        raise _read_error(path, exc) from None
+
+
+def _rate(stream: Any) -> Fraction | None:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return Fraction(rate) if rate else None
+
+
+def _encoder(av: Any, muxer: str) -> tuple[str, dict[str, str]]:
+    for name, options in _ENCODERS.get(muxer, _DEFAULT_ENCODERS):
+        try:
+            av.codec.Codec(name, "w")
+        except Exception:  # PyAV raises different types per version for a missing codec
+            continue
+        return name, dict(options)
+    raise InputError(f"this FFmpeg build has no video encoder for {muxer} files")
+
+
+def _copy_stream(output: Any, template: Any, dst: Path) -> Any:
+    """An output stream copying ``template``'s codec parameters (``add_stream_from_template`` from PyAV 14,
+    ``add_stream(template=...)`` before); a container that cannot hold the codec is an :class:`InputError`."""
+    add = getattr(output, "add_stream_from_template", None)
+    try:
+        return add(template) if add is not None else output.add_stream(template=template)
+    except ValueError as exc:
+        raise InputError(f"{dst}: cannot copy the {template.codec_context.name} audio into this container "
+                         f"({exc}); keep the input's extension") from None
+
+
+def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str],
+                  fn: Callable[[np.ndarray], np.ndarray], *,
+                  on_frame: Callable[[int], None] | None = None) -> VideoResult:
+    """Decode ``src``, map every frame (H×W×3 uint8 RGB) through ``fn``, encode to ``dst`` with the audio copied.
+
+    ``fn`` must return frames of one fixed size (an SR model does). ``dst``'s extension picks the container
+    (see :data:`VIDEO_EXTENSIONS`); it is written atomically. ``on_frame`` is called with the count of frames done.
+    """
+    av = _av()
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise InputError(f"{src}: no such video file")
+    muxer = VIDEO_EXTENSIONS.get(dst.suffix.lower())
+    if muxer is None:
+        raise InputError(f"{dst}: cannot write {dst.suffix or 'extension-less'} video; use one of "
+                         f"{', '.join(VIDEO_EXTENSIONS)}")
+    encoder, options = _encoder(av, muxer)
+    cfr = muxer == "avi"
+    try:
+        source = av.open(str(src))
+    except av.error.FFmpegError as exc:
+        raise _read_error(src, exc) from None
+    with source, atomic_path(dst) as tmp:
+        if not source.streams.video:
+            raise ImageReadError(f"{src}: no video stream")
+        vin = source.streams.video[0]
+        vin.thread_type = "AUTO"
+        audio_in = list(source.streams.audio)
+        with av.open(str(tmp), "w", format=muxer) as sink:
+            audio_out = {s.index: _copy_stream(sink, s, dst) for s in audio_in}
+            vout = None  # created at the first frame, when the output size is known
+            pending: list[Any] = []  # audio packets demuxed before the first video frame
+            count = 0
+            next_pts = 0
+
+            def encode(frame: Any | None) -> None:
+                for packet in vout.encode(frame):
+                    sink.mux(packet)
+
+            try:
+                for packet in source.demux(vin, *audio_in):
+                    if packet.stream.type == "audio":
+                        if packet.dts is None:  # demuxer flush packet
+                            continue
+                        packet.stream = audio_out[packet.stream.index]
+                        if vout is None:  # the header is written at the first mux: all streams must exist
+                            pending.append(packet)
+                        else:
+                            sink.mux(packet)
+                        continue
+                    try:
+                        frames = packet.decode()
+                    except av.error.FFmpegError as exc:
+                        raise _read_error(src, exc, done=count) from None
+                    for frame in frames:
+                        sr = np.ascontiguousarray(fn(frame.to_ndarray(format="rgb24")))
+                        if vout is None:
+                            vout = _video_stream(sink, encoder, options, vin, sr.shape[1], sr.shape[0], cfr)
+                            for held in pending:
+                                sink.mux(held)
+                            pending.clear()
+                        out = av.VideoFrame.from_ndarray(sr, format="rgb24")
+                        if cfr:
+                            out.pts, out.time_base = count, vout.codec_context.time_base
+                        else:
+                            out.pts = frame.pts if frame.pts is not None else next_pts
+                            out.time_base = vin.time_base
+                            next_pts = out.pts + 1
+                        encode(out)
+                        count += 1
+                        if on_frame is not None:
+                            on_frame(count)
+            except av.error.FFmpegError as exc:
+                raise _read_error(src, exc, done=count) from None
+            if vout is None:
+                raise ImageReadError(f"{src}: no decodable video frame")
+            encode(None)  # flush the encoder's look-ahead
+    return VideoResult(frames=count, width=vout.codec_context.width, height=vout.codec_context.height,
+                       audio_streams=len(audio_in))
+
+
+def _video_stream(sink: Any, encoder: str, options: dict[str, str], vin: Any, width: int, height: int,
+                  cfr: bool) -> Any:
+    """The encoder stream; ``cfr`` (AVI) numbers frames 0, 1, 2… at 1/rate, the only timing AVI can store."""
+    rate = _rate(vin) or Fraction(25)
+    stream = sink.add_stream(encoder, rate=rate, options=options)
+    stream.width, stream.height = width, height
+    # 4:2:0 subsamples chroma by two in both directions, so it needs even sides.
+    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    # otherwise the input's timestamps stay exact (variable frame rate included)
+    time_base = 1 / rate if cfr else vin.time_base
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    return stream
