@@ -564,3 +564,14 @@ def test_cli_names_the_device_flag_for_a_bad_device(
     err = capsys.readouterr().err.strip()
     assert err.startswith("esrkit: error: --device: ") and "tpu" in err and len(err.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_that_cannot_run_at_the_asked_size_is_counted_at_the_nearest_size_it_accepts() -> None:
+    """CASR unshuffles by 3: 256×256 is impossible, 258×258 is the nearest valid size, and the row says so."""
+    from esrkit.models import create_model
+    from esrkit.profile import profile_model
+
+    result = profile_model(create_model("casr"), input_size=(256, 256), runtime=False)
+    assert result.extra == {"input_size": [258, 258], "requested_input_size": [256, 256]}
+    assert result.to_dict()["input_size"] == [258, 258]
+    assert "input_size" not in profile_model(create_model("rlfn_ntire"), input_size=(256, 256), runtime=False).extra

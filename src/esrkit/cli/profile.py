@@ -74,9 +74,10 @@ class ProfileTable:
 
     def row(self, result: Any) -> str:
         """One :class:`~esrkit.profile.ProfileResult` as a line."""
+        size = result.extra.get("input_size")  # set when the model needed another input size than asked
         return self._line(
             (
-                result.model,
+                result.model + (f" @{size[0]}x{size[1]}" if size else ""),
                 result.form,
                 f"{result.params_m:.3f}",
                 f"{result.flops_g:.2f}",
@@ -190,7 +191,12 @@ def profile_command(
             targets.append((name, create_model(name, scale=scale), scale))
 
     form = "deploy" if deploy else "train"
-    table = ProfileTable([name for name, _, _ in targets])
+    from ..profile.result import valid_input_size
+
+    # A model that cannot run at the asked size is measured at the nearest size it accepts, shown beside its name.
+    labels = [name if (fit := valid_input_size(net, size)) == size else f"{name} @{fit[0]}x{fit[1]}"
+              for name, net, _ in targets]
+    table = ProfileTable(labels)
     _emit(_describe(size, targets, form, rules, dev, precision, runtime, warmup, repeats, trials, threads))
     for line in table.header():
         _emit(line)

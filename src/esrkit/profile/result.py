@@ -92,9 +92,30 @@ def profile_model(
     The caller decides the form: the CLI passes the deploy form (``reparameterize``), because that is what the
     challenges count and time.
     """
+    requested = (int(input_size[0]), int(input_size[1]))
+    input_size = valid_input_size(model, requested)
     counts = count_complexity(model, input_size, in_channels=in_channels, rules=rules)
     timing = None
     if runtime:
         timing = measure_runtime(model, input_size, in_channels=in_channels, device=device, precision=precision,
                                  warmup=warmup, repeats=repeats, trials=trials, threads=threads)
-    return ProfileResult(model=name, form=form, scale=scale, counts=counts, runtime=timing)
+    extra = {} if input_size == requested else {"input_size": list(input_size), "requested_input_size": list(requested)}
+    return ProfileResult(model=name, form=form, scale=scale, counts=counts, runtime=timing, extra=extra)
+
+
+def valid_input_size(model: nn.Module, size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` raised to the model's minimum and rounded up to its size multiple (registry capabilities).
+
+    A model that unshuffles by 3 (CASR, Lanczos++) cannot run at the challenges' 256×256 at all; it is counted
+    at the nearest size it accepts (258×258), and the result records both sizes, rather than failing the whole
+    ``profile --all`` table.
+    """
+    from ..models.registry import capabilities_of
+
+    caps = capabilities_of(model)
+
+    def fit(v: int) -> int:
+        v = max(v, caps.min_size)
+        return v + -v % caps.size_multiple
+
+    return fit(size[0]), fit(size[1])
