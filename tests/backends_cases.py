@@ -343,3 +343,23 @@ def test_recommend_bad_input_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1, err
         assert not (tmp_path / "r.json").exists()
+
+
+@needs_ov
+def test_evaluate_through_a_backend_scores_like_the_module(tmp_path):
+    """``esrkit evaluate --backend openvino`` goes through the same Upscaler path: the exact backend gives the
+    plain module's PSNR to a thousandth of a dB."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for i in range(2):
+        write_image(folder / f"{i}.png", rng.integers(0, 256, (40, 44, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    torch.save(create_model("rfdn").state_dict(), tmp_path / "w.pth")
+    scores = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / f"{backend}.json"
+        args = ["evaluate", "--weights", str(tmp_path / "w.pth"), "--data", str(folder), "--json", str(out)]
+        assert main([*args, "--backend", backend] if backend != "torch" else args) == 0
+        scores[backend] = json.loads(out.read_text())["results"][0]["psnr_y"]
+    assert abs(scores["torch"] - scores["openvino"]) < 1e-3, scores

@@ -27,6 +27,9 @@ def evaluate(
     save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="torch, onnxruntime or openvino (default: the plain module).")
+    ] = None,
     border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
     crop_multiple: Annotated[
         int | None, typer.Option("--crop-multiple", help="Crop HR from the top-left to multiples of N (AIS 2024: 24).")
@@ -53,7 +56,8 @@ def evaluate(
         scale = _checkpoint_scale(weights) if weights is not None else 4
     if scale < 1:
         raise InputError(f"must be a positive integer, got {scale}", param="scale")
-    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision)
+    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision,
+                                  backend=backend)
     benches = [resolve_benchmark(d, scale, data_root, crop_multiple=crop_multiple) for d in data]
     trained_on = upscaler.trained_on
     if trained_on != "bicubic":
