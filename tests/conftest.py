@@ -31,3 +31,18 @@ def shared_path(*parts: str) -> Path:
 def shared() -> Path:
     """Root of the shared reference folder (skips when absent)."""
     return shared_path()
+
+
+def randomize_weights(model, seed: int = 0, gain: float = 0.7, bias: float = 0.1):
+    """Overwrite every parameter of ``model`` with seeded noise (kernels scaled by fan-in, vectors by ``bias``), so
+    that no re-parameterization branch or bias is a no-op and a fold that dropped one would show."""
+    import math
+
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+            p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else bias * noise)
+    return model

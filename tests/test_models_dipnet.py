@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import shared_path
+from conftest import randomize_weights, shared_path
 from esrkit.checkpoints import load_checkpoint
 from esrkit.cli import main
 from esrkit.layers.reparam.rrrb import RRRB
@@ -46,14 +46,7 @@ def _manifest(name: str = "dipnet_ntire2023_x4") -> dict:
     return json.loads(shared_path("weights", "manifests", "zoo2", f"{name}.json").read_text())
 
 
-def _randomize(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1) -> nn.Module:
-    """Non-trivial values for every parameter (fan-in scaled weights, biases of order ``bias``)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else bias * noise)
-    return model
+_randomize = randomize_weights  # conftest: seeded noise in every parameter
 
 
 # ----------------------------------------------------------------------------------------------------- sizes

@@ -9,14 +9,13 @@ the report's Table 1 rows (PFDN 0.272 M / 16.76 G / 65.10 M / 35 convs; NJUST_R 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import shared_path
+from conftest import randomize_weights, shared_path
 from esrkit.checkpoints import load_checkpoint
 from esrkit.errors import InputError
 from esrkit.infer import Upscaler
@@ -47,13 +46,7 @@ def _manifest(name: str) -> dict:
     return json.loads(shared_path("weights", "manifests", "zoo2", f"{name}.json").read_text())
 
 
-def _randomize(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else bias * noise)
-    return model
+_randomize = randomize_weights  # conftest: seeded noise in every parameter
 
 
 def _load_manifest_zeros(manifest: dict, tmp_path) -> nn.Module:

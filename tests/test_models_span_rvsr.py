@@ -10,14 +10,13 @@ and on small inputs so that border pixels are a large share of the comparison.
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import shared_path
+from conftest import randomize_weights, shared_path
 from esrkit.checkpoints import load_checkpoint, save_checkpoint
 from esrkit.layers.reparam.conv3xc import Conv3XC, Conv3XCDeploy
 from esrkit.models import create_model, get_config, model_info, reparameterize
@@ -41,13 +40,7 @@ def _shapes(model: nn.Module) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in model.state_dict().items()}
 
 
-def _randomize(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else bias * noise)
-    return model
+_randomize = randomize_weights  # conftest: seeded noise in every parameter
 
 
 def _x(channels: int, h: int = 5, w: int = 7, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
