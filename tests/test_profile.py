@@ -522,11 +522,12 @@ def test_profile_all_streams_each_row_before_the_next_model_runs(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ([], {"warmup": 1, "repeats": 3, "trials": 1, "threads": None}),
-        (["--timing", "challenge"], {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1}),
+        ([], {"warmup": 1, "repeats": 1, "trials": 1, "threads": None, "memory_on_warmup": True}),
+        (["--timing", "challenge"], {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1,
+                                     "memory_on_warmup": False}),
         (["--timing", "challenge", "--repeats", "2", "--threads", "2"],
          {"warmup": 3, "repeats": 2, "trials": 3, "threads": 2}),
-        (["--warmup", "0", "--trials", "2"], {"warmup": 0, "repeats": 3, "trials": 2, "threads": None}),
+        (["--warmup", "0", "--trials", "2"], {"warmup": 0, "repeats": 1, "trials": 2, "threads": None}),
     ],
 )
 def test_timing_grades_and_explicit_overrides(
@@ -575,3 +576,22 @@ def test_a_model_that_cannot_run_at_the_asked_size_is_counted_at_the_nearest_siz
     assert result.extra == {"input_size": [258, 258], "requested_input_size": [256, 256]}
     assert result.to_dict()["input_size"] == [258, 258]
     assert "input_size" not in profile_model(create_model("rlfn_ntire"), input_size=(256, 256), runtime=False).extra
+
+
+@pytest.mark.parametrize(("on_warmup", "forwards"), [(False, 2 + 3 + 1), (True, 2 + 3)])
+def test_memory_on_warmup_saves_the_separate_memory_forward(on_warmup: bool, forwards: int) -> None:
+    """The quick grade measures peak memory on the first warm-up forward: one forward fewer, memory still there."""
+    from torch import nn
+
+    from esrkit.profile.runtime import measure_runtime
+
+    class Counting(nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            type(self).calls += 1
+            return x * 2
+
+    result = measure_runtime(Counting(), (16, 16), warmup=2, repeats=3, trials=1, memory_on_warmup=on_warmup)
+    assert Counting.calls == forwards
+    assert result.memory.method != "unavailable"

@@ -2,7 +2,7 @@
 
 The table streams: its header is printed once and each model's row as soon as that model is measured (flushed,
 also when stdout is a pipe or a file), with which model is running (n/N) on stderr, because ``--all`` takes a
-while and a silent command looks hung. Timing defaults to a quick grade that keeps ``--all`` around half a minute
+while and a silent command looks hung. Timing defaults to a quick grade that keeps ``--all`` under a minute
 on a small CPU; ``--timing challenge`` is the challenges' protocol (see :data:`TIMING_GRADES`).
 """
 
@@ -28,7 +28,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 # "challenge" is the NTIRE/AIM protocol (best of three consecutive trials of ten) on one pinned thread, the most
 # repeatable figure on a shared machine and the one to compare with published tables.
 TIMING_GRADES: dict[str, dict[str, int | None]] = {
-    "quick": {"warmup": 1, "repeats": 3, "trials": 1, "threads": None},
+    "quick": {"warmup": 1, "repeats": 1, "trials": 1, "threads": None},
     "challenge": {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1},
 }
 
@@ -135,7 +135,8 @@ def profile_command(
     timing: str = typer.Option(
         "quick",
         "--timing",
-        help="quick (1 warm-up, 3 timed forwards, 1 trial, default threads) or challenge (3 warm-ups, "
+        help="quick (1 warm-up that also measures memory, 1 timed forward, 1 trial, default threads) or "
+        "challenge (3 warm-ups, "
         "best of 3 trials of 10, 1 thread: the NTIRE/AIM protocol). The options below override either.",
     ),
     repeats: int | None = typer.Option(None, "--repeats", help="Timed forwards per trial."),
@@ -207,7 +208,7 @@ def profile_command(
             result = profile_model(reparameterize(net) if deploy else net.eval(), name=name, form=form,
                                    scale=net_scale, input_size=size, rules=rules, runtime=runtime, device=str(dev),
                                    precision=precision, warmup=warmup, repeats=repeats, trials=trials,
-                                   threads=threads)
+                                   threads=threads, memory_on_warmup=timing == "quick")
             results.append(result)
             _emit(table.row(result))
     if json_out is not None:

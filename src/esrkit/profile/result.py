@@ -86,6 +86,7 @@ def profile_model(
     repeats: int = 10,
     trials: int = 3,
     threads: int | None = 1,
+    memory_on_warmup: bool = False,
 ) -> ProfileResult:
     """Count complexity (always at fp32 shapes, on a meta copy where possible) and optionally time ``model``.
 
@@ -98,7 +99,8 @@ def profile_model(
     timing = None
     if runtime:
         timing = measure_runtime(model, input_size, in_channels=in_channels, device=device, precision=precision,
-                                 warmup=warmup, repeats=repeats, trials=trials, threads=threads)
+                                 warmup=warmup, repeats=repeats, trials=trials, threads=threads,
+                                 memory_on_warmup=memory_on_warmup)
     extra = {} if input_size == requested else {"input_size": list(input_size), "requested_input_size": list(requested)}
     return ProfileResult(model=name, form=form, scale=scale, counts=counts, runtime=timing, extra=extra)
 

@@ -338,6 +338,7 @@ def measure_runtime(
     trials: int = 3,
     threads: int | None = 1,
     measure_memory: bool = True,
+    memory_on_warmup: bool = False,
     timer: Callable[[Callable[[], Any]], float] | None = None,
 ) -> RuntimeResult:
     """Time ``model`` on a random ``1×C×H×W`` input in [0, 1] (see the module docstring for the protocol).
@@ -347,6 +348,11 @@ def measure_runtime(
     since a multi-threaded op waits for its slowest thread); ``None`` keeps the current setting, and the result
     records the count actually used. ``device`` accepts what :func:`esrkit.device.resolve_device` does
     (``"auto"`` included). ``timer`` replaces the clock, for tests (see :func:`time_forward`).
+
+    On CPU the peak memory comes from one extra forward after the timed ones. ``memory_on_warmup`` measures it on
+    the first warm-up forward instead, saving that forward: the quick grade's choice, where each forward of the
+    larger zoo models costs seconds. A first call may also allocate one-time caches, so this figure can read
+    slightly higher; the challenge grade keeps the separate pass.
     """
     check_timing_counts(warmup=warmup, repeats=repeats, trials=trials, threads=threads)
     dev = resolve_device(device)
@@ -360,12 +366,18 @@ def measure_runtime(
     net = copy.deepcopy(model).eval().to(device=dev, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((1, in_channels, height, width), generator=gen).to(device=dev, dtype=dtype)
+    early = None
+    if memory_on_warmup and measure_memory and warmup > 0 and dev.type == "cpu":
+        with _torch_settings(threads, dev), torch.inference_mode():
+            early = _cpu_peak_growth(lambda: net(x))
     measured = time_forward(
-        net, [x], device=dev, dtype=dtype, warmup=warmup, repeats=repeats, trials=trials, threads=threads,
-        timer=timer,
+        net, [x], device=dev, dtype=dtype, warmup=warmup - (early is not None), repeats=repeats, trials=trials,
+        threads=threads, timer=timer,
     )  # fmt: skip
     if measured.cuda_peak_mib is not None:
         memory = MemoryStats(measured.cuda_peak_mib, "cuda_max_memory_allocated")
+    elif early is not None:
+        memory = early
     elif measure_memory:
         # A separate forward after the timed ones: a sampling thread running during them would steal a core.
         with _torch_settings(threads, dev), torch.inference_mode():
