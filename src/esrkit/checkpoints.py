@@ -9,7 +9,10 @@ absorbs the input range, so every loaded model takes and returns [0, 1] tensors.
 
 Safety: ``.pth`` files are pickles. They are only ever read with ``torch.load(..., weights_only=True)``, which
 refuses any pickle that would construct arbitrary objects (and so run code) before it runs. esrkit's own format
-is safetensors with the model description in the header metadata under the key ``esrkit``.
+is safetensors with the model description in the header metadata under the key ``esrkit``. Before either loader
+runs, :mod:`esrkit.checkpoint_inspect` compares every declared tensor size with the bytes the file holds, so a
+truncated file or one declaring a 10¹²-element tensor is refused, naming the tensor, without allocating it; after
+loading, NaN/Inf weights are refused unless ``allow_nonfinite``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint_inspect import check_finite, inspect_pth, inspect_safetensors
 from .errors import CheckpointError, EsrkitError, InputError
 from .fileio import atomic_path
 from .layouts import detect_layout, nearest_layout_message
@@ -42,7 +46,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
+        inspect_safetensors(path)  # declared shapes and offsets against the file, before mapping it
         return _read_safetensors(path)
+    inspect_pth(path)  # declared storage sizes against the file, before torch allocates them
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError for zip/format problems, EOFError for truncation
@@ -146,15 +152,20 @@ def _diff(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu",
-                    scale: int | None = None) -> nn.Module:
+                    scale: int | None = None, *, allow_nonfinite: bool = False) -> nn.Module:
     """Load any supported checkpoint into a ready esrkit model (eval mode, [0, 1] in and out).
 
     ``scale`` only disambiguates layouts whose weights do not fix the scale (see :func:`build_from_state_dict`).
+    ``allow_nonfinite`` loads weights holding NaN or Inf, which are refused by default (a diverged run's weights
+    make black or NaN images, not an error).
 
     The result carries ``model.esrkit_config`` (name, scale, hyper-parameters, form).
-    Raises :class:`CheckpointError` for unsafe, unreadable or unknown checkpoints.
+    Raises :class:`CheckpointError` for unsafe, unreadable, truncated, impossibly large (declared tensors the file
+    does not hold, :mod:`esrkit.checkpoint_inspect`), non-finite or unknown checkpoints.
     """
     state, meta = read_state_dict(path)
+    if not allow_nonfinite:
+        check_finite(state, str(path))
     if meta is not None:
         try:
             config = ModelConfig(name=meta["name"], scale=int(meta["scale"]), hparams=dict(meta.get("hparams", {})),

@@ -3,6 +3,8 @@
 A writer fills a temporary file in the destination folder (same filesystem, so the final ``os.replace`` is atomic);
 only a complete, fsynced file is renamed over the target. On any error the temporary file is removed, so an
 interrupted or failed run leaves either the previous file or nothing — never half an image, table or checkpoint.
+Temporary names are unique per writer, so two processes writing the same target each rename a complete file over
+it (the last one wins) and a reader sees one complete version or the other, never a mix.
 
 ``tempfile`` creates its files and folders private (0600/0700) and a rename keeps that, so a JSON result or a
 saved image would be unreadable to the user's group even where the umask says otherwise. Every output therefore
@@ -112,9 +114,18 @@ def atomic_path(path: str | os.PathLike[str], *, mkdir: bool = True) -> Iterator
     """Yield a temporary path beside ``path``; on a clean exit it is fsynced, given the mode an ordinary write
     would give ``path`` (see the module docstring) and renamed onto ``path``. ``mkdir`` creates missing parents."""
     path = Path(path)
-    if mkdir:
-        path.parent.mkdir(parents=True, exist_ok=True)  # ``mkdir -p``: new folders get the umask's mode
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    for attempt in range(3):
+        if mkdir:
+            path.parent.mkdir(parents=True, exist_ok=True)  # ``mkdir -p``: new folders get the umask's mode
+        try:
+            # unique per writer (mkstemp: O_EXCL, random suffix), so concurrent writers never share a temporary
+            # file; the prefix is shortened so that the name stays within the 255-byte limit of most filesystems
+            fd, name = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".part", dir=path.parent)
+            break
+        except FileNotFoundError:
+            # another process (a failed run tidying the empty folders it made) removed the folder just now
+            if not mkdir or attempt == 2:
+                raise
     os.close(fd)
     tmp = Path(name)
     try:

@@ -18,6 +18,8 @@ def convert(
     src: Annotated[Path, typer.Argument(help="Checkpoint to read (.pth or .safetensors).")],
     dst: Annotated[Path, typer.Argument(help="Output .safetensors file.")],
     deploy: Annotated[bool, typer.Option("--deploy", help="Fold training branches (re-parameterize) first.")] = False,
+    allow_nonfinite: Annotated[bool, typer.Option("--allow-nonfinite", help="Convert weights holding NaN or Inf "
+                                                  "(refused by default).")] = False,
 ) -> None:
     """Convert a checkpoint into esrkit's safetensors format with its model description."""
     from ..checkpoints import load_checkpoint, save_checkpoint
@@ -26,7 +28,7 @@ def convert(
     if dst.suffix != ".safetensors":
         raise InputError(f"must end in .safetensors, got {dst}", param="dst")
     check_output_path(dst, param="dst")
-    model = load_checkpoint(src)
+    model = load_checkpoint(src, allow_nonfinite=allow_nonfinite)
     if deploy:
         model = reparameterize(model)
     config = get_config(model)

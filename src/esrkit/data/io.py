@@ -13,11 +13,25 @@ whatever the file holds, because SR models and the challenges' metrics are defin
 
 Writers are atomic: the image is encoded into a temporary file in the destination folder and renamed over the
 target, so an interrupted or failed write never leaves a partial image behind.
+
+**Size limit (decompression bombs).** A file's header states its size before any pixel is decoded, and a few
+hundred bytes of PNG can claim 100 000 × 100 000 pixels (30 GB as RGB). Every reader here, and the video reader
+(:mod:`esrkit.data.video`, per frame), checks width × height against :func:`max_pixels` from the header and raises
+:class:`~esrkit.errors.ImageReadError` naming the file before decoding, so a bomb costs milliseconds and no
+memory. The limit is, in order: :func:`set_max_pixels` (the API), ``$ESRKIT_MAX_PIXELS`` (a pixel count; ``0`` or
+``none`` for no limit), else :data:`DEFAULT_MAX_PIXELS` = 178 956 970 pixels. That default is Pillow's own hard
+bound (``2 × PIL.Image.MAX_IMAGE_PIXELS``, about 13 400 × 13 400): as 8-bit RGB it is 0.5 GB and as the float32
+tensor a model reads 2.1 GB, while the largest benchmark and challenge images (DIV2K, LSDIR, 4K/8K frames) are at
+most 33 Mpx, so nothing esrkit is used for comes near it. Pillow warns (``DecompressionBombWarning``) from half that
+size; esrkit's explicit limit replaces that warning. Pillow has no per-call limit, only the process-wide
+``Image.MAX_IMAGE_PIXELS``, so asking esrkit for more than Pillow's bound raises Pillow's for the whole process.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +45,85 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 _WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                   ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
+# Pillow's hard bound, written out so that other code changing PIL.Image.MAX_IMAGE_PIXELS does not move esrkit's.
+DEFAULT_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
+MAX_PIXELS_ENV = "ESRKIT_MAX_PIXELS"
+_UNSET = object()
+_max_pixels_override: object = _UNSET  # set_max_pixels(); _UNSET: the environment or the default decides
+
+
+def max_pixels() -> int | None:
+    """The largest width × height any esrkit reader decodes (None: no limit); see the module docstring.
+
+    Raises :class:`InputError` for a ``$ESRKIT_MAX_PIXELS`` that is not a pixel count.
+    """
+    if _max_pixels_override is not _UNSET:
+        return _max_pixels_override  # type: ignore[return-value]
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    text = raw.lower().replace("_", "")
+    if text in ("0", "none", "unlimited"):
+        return None
+    try:
+        limit = int(float(text)) if "e" in text else int(text)  # 2e8 reads as 200 000 000
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise InputError(f"${MAX_PIXELS_ENV}={raw!r}: expected a pixel count such as 200000000, or 0 for no limit")
+    return limit or None
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the pixel limit for this process (None: no limit), overriding ``$ESRKIT_MAX_PIXELS``; undo with
+    :func:`reset_max_pixels`."""
+    global _max_pixels_override
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise InputError(f"must be a positive pixel count or None, got {limit!r}", param="max_pixels")
+    _max_pixels_override = limit
+
+
+def reset_max_pixels() -> None:
+    """Back to ``$ESRKIT_MAX_PIXELS`` or :data:`DEFAULT_MAX_PIXELS`."""
+    global _max_pixels_override
+    _max_pixels_override = _UNSET
+
+
+def check_pixels(path: str | os.PathLike[str], width: int, height: int, *, what: str = "image header") -> None:
+    """Raise :class:`ImageReadError` naming ``path`` when ``width × height`` exceeds :func:`max_pixels`."""
+    limit = max_pixels()
+    if limit is not None and width * height > limit:
+        raise ImageReadError(f"{path}: {what}: {width}×{height} = {_megapixels(width * height)}, over "
+                             f"the limit of {_megapixels(limit)} (a decompression bomb? to read it anyway raise "
+                             f"${MAX_PIXELS_ENV} or call esrkit.data.io.set_max_pixels)")
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:,.1f} Mpx" if pixels >= 100_000 else f"{pixels:,} pixels"
+
+
+def _let_pillow_open(limit: int | None) -> None:
+    """Make Pillow's process-wide bound at least esrkit's limit (it only ever grows, and only when asked)."""
+    current = Image.MAX_IMAGE_PIXELS
+    if current is None:
+        return
+    if limit is None:
+        Image.MAX_IMAGE_PIXELS = None
+    elif limit > 2 * current:
+        Image.MAX_IMAGE_PIXELS = limit // 2 + 1  # Pillow refuses above twice its value
+
+
+def _bomb_message(path: Path, exc: BaseException, limit: int | None) -> str:
+    """Pillow refused the header itself (its bound is then at most esrkit's): say so in esrkit's words."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    claimed = _megapixels(int(found[1])) if found else "more pixels than allowed"
+    bound = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS is not None else limit
+    if limit is not None and bound is not None:
+        bound = min(bound, limit)
+    where = f"the limit of {_megapixels(bound)}" if bound is not None else "Pillow's limit"
+    return (f"{path}: image header: {claimed}, over {where} (a decompression bomb? to read it anyway raise "
+            f"${MAX_PIXELS_ENV} or call esrkit.data.io.set_max_pixels)")
+
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     """True when the name has one of the readable image extensions (case-insensitive)."""
@@ -41,16 +134,28 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
     """Read an image file into the defined RGB form (see module docstring).
 
     Raises :class:`InputError` when the path does not exist and :class:`ImageReadError` when it cannot be decoded
-    (corrupt, truncated, not an image).
+    (corrupt, truncated, not an image) or its header claims more than :func:`max_pixels` (checked before decoding).
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
+    limit = max_pixels()
+    _let_pillow_open(limit)
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now so truncation surfaces here, not later
-            array = _to_rgb_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # esrkit's limit replaces the warning
+            with Image.open(path) as img:  # reads the header only
+                check_pixels(path, img.size[0], img.size[1])
+                img.load()  # decode now so truncation surfaces here, not later
+                array = _to_rgb_array(img)
+    except ImageReadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(_bomb_message(path, exc, limit)) from None
+    except MemoryError:  # only reachable with the limit raised past what this machine holds
+        raise ImageReadError(f"{path}: image does not fit in memory (lower ${MAX_PIXELS_ENV})") from None
+    # RuntimeError: Pillow's AVIF decoder on a damaged file, and NotImplementedError for DDS pixel formats
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({_short(exc)})") from None
     if dtype == "uint8":
         return array if array.dtype == np.uint8 else _sixteen_to_eight(array)

@@ -19,6 +19,27 @@ path problem is found first and costs nothing; :func:`upscale_files` runs them t
   the run with the outputs finished so far complete, no partial file, and (outside ``torchrun``) none of the
   folders this run created left behind empty.
 
+**Where files go** (checked for the whole plan before a model is built or a file written; each breach is an
+:class:`~esrkit.errors.InputError` naming the paths):
+
+* outputs land inside ``out`` and nowhere else. Output names come from the input's *name* (file inputs) or its
+  path inside the folder (folder inputs), never from ``..``; and each destination is resolved through the
+  symbolic links that exist on the way, so a link inside ``out`` (a sub-folder or an output file) pointing
+  outside it is refused rather than written through. A link that stays inside ``out`` is fine: an existing
+  output that is a link is *replaced* by the new file (the atomic rename replaces the link, not its target);
+* symbolic links among the inputs: a linked file is read through the link and its output is named after the
+  link; linked sub-folders of an input folder are not descended into (no loops, nothing outside the tree);
+  pipes, devices and sockets are refused (reading them may never end);
+* no input is also an output of the same run (``photo.png -o photo.png``, or a link into ``out``): with
+  ``overwrite`` the run would destroy what it reads;
+* two outputs whose names differ only in case (``A.png``, ``a.png``) are refused as a collision, because they
+  are one file on case-insensitive file systems (macOS, Windows) and a run there would silently keep only one;
+* concurrent runs into one folder: every output is written to a unique temporary name beside it and renamed
+  over it atomically (:func:`esrkit.fileio.atomic_path`), so two ``esrkit upscale`` processes writing the same
+  folder each leave complete images (the last rename wins), never a torn or mixed file. A run killed outright
+  (SIGKILL) can leave a hidden ``.NAME.*.part`` temporary file, never a partial output (planners skip hidden
+  files). The checks run when the plan is made; a link created while a run is going is not seen.
+
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each process takes every ``WORLD_SIZE``-th job of the sorted
 plan, starting at its ``RANK``, and writes its own outputs, so N processes (one device each: ``cuda:LOCAL_RANK``,
 see :func:`rank_device`) split a corpus with no communication; a cluster scheduler runs the command unchanged.
@@ -29,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +125,9 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
     for path in paths:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder", param="inputs")
+        if not path.is_file() and not path.is_dir():
+            raise InputError(f"{path}: not a regular file or folder (pipes and devices are not read: they may "
+                             "never end)", param="inputs")
         if path.is_file() and _kind(path) is None:
             raise InputError(f"{path}: not an image or video this tool reads "
                              f"({', '.join(IMAGE_EXTENSIONS + tuple(VIDEO_EXTENSIONS))})", param="inputs")
@@ -115,6 +140,8 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
         if _kind(out) == "image" and out.suffix.lower() not in {*IMAGE_FORMATS.values(), ".jpeg"}:
             raise InputError(f"{out}: cannot write {out.suffix} images; use png, avif, jpg or webp", param="out")
         check_output_path(out, param="out")
+        if out.resolve() == paths[0].resolve():
+            raise InputError(f"{out} is the input itself; write the output elsewhere", param="out")
         return [Job(paths[0], out, _kind(paths[0]))]  # type: ignore[arg-type]
     check_output_path(out, param="out", kind="dir")
 
@@ -134,13 +161,40 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
             found += 1
         if not found:
             raise InputError(f"{path}: no images or videos in this folder", param="inputs")
-    seen: dict[Path, Path] = {}
-    for job in jobs:
-        key = job.dst.resolve()
-        if key in seen:
-            raise InputError(f"{seen[key]} and {job.src} would both write {job.dst}", param="inputs")
-        seen[key] = job.src
+    _check_destinations(jobs, out)
     return sorted(jobs, key=lambda j: str(j.dst))
+
+
+def _fold(path: Path) -> str:
+    """The spelling two names share when a case-insensitive file system (macOS, Windows) takes them for one."""
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+def _check_destinations(jobs: Sequence[Job], out: Path) -> None:
+    """Where files go (the module docstring's rules), checked for the whole plan before any work: every output
+    resolves inside ``out`` (no symbolic link inside ``out`` leads elsewhere), no input is also an output, and no two
+    outputs are one file, counting names that differ only in case as one."""
+    root = out.resolve()
+    by_dst: dict[Path, Path] = {}
+    by_fold: dict[str, Job] = {}
+    for job in jobs:
+        real = job.dst.resolve()  # through every existing symbolic link on the way
+        if not _inside(real, root):
+            link = next((p for p in (job.dst, *job.dst.parents) if p.is_symlink()), job.dst)
+            raise InputError(f"{job.dst} would be written outside {out}: {link} is a symbolic link to "
+                             f"{link.resolve()}; remove the link or choose another output folder", param="out")
+        if real in by_dst:
+            raise InputError(f"{by_dst[real]} and {job.src} would both write {job.dst}", param="inputs")
+        other = by_fold.get(_fold(real))
+        if other is not None:
+            raise InputError(f"{other.src} and {job.src} would write {other.dst} and {job.dst}, names that differ "
+                             "only in case (one file on case-insensitive file systems); rename one", param="inputs")
+        by_dst[real] = job.src
+        by_fold[_fold(real)] = job
+    for job in jobs:
+        if job.src.resolve() in by_dst:
+            raise InputError(f"{job.src} is also an output of this run ({by_dst[job.src.resolve()]} would write it); "
+                             "choose an output folder apart from the inputs", param="out")
 
 
 def distributed_env() -> tuple[int, int, int]:

@@ -90,9 +90,13 @@ class Upscaler:
         """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models.
 
         ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of :mod:`esrkit.infer.backends`,
-        which then owns ``precision`` and ``threads``; None runs the module itself, as before."""
+        which then owns ``precision`` and ``threads``; None runs the module itself, as before. The name
+        ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`)."""
+        from ..bundled import BUNDLED_MODEL, require_bundled_weights
         from ..models import create_model, get_config, reparameterize
 
+        if name == BUNDLED_MODEL and weights is None:
+            name, weights = None, require_bundled_weights()
         if weights is not None:
             from ..checkpoints import load_checkpoint
 
@@ -171,6 +175,8 @@ class Upscaler:
         tile = self.tile
         if tile is None and self._oom_area is not None and hp * wp >= self._oom_area:
             tile = self._oom_tile
+        if tile is None:
+            tile = self._tile_for_memory(hp, wp)
         while True:
             try:
                 if tile is None:
@@ -187,6 +193,37 @@ class Upscaler:
                     self._oom_area = hp * wp if self._oom_area is None else min(self._oom_area, hp * wp)
                 tile = self._smaller_tile(tile, hp, wp)
                 self._oom_tile = tile
+
+    def _tile_for_memory(self, hp: int, wp: int) -> int | None:
+        """On the CPU, the tile to start with when the whole padded ``hp×wp`` input clearly does not fit in the
+        memory available now (None: run it whole, as usual).
+
+        On Linux the kernel may kill a process that overcommits before any allocation fails, so the out-of-memory
+        retry in :meth:`_run` never gets its chance there; this estimate decides beforehand. It is rough by design
+        (the widest convolution's channels × 4 live feature maps, plus the float SR output, per LR pixel) and
+        is compared with half the available memory, so it only triggers for images far too large, where the
+        alternative is being killed. CUDA reports its out-of-memory errors reliably and keeps the retry path.
+        """
+        if self.device.type != "cpu":
+            return None
+        available = _available_memory()
+        if available is None:
+            return None
+        s = self.scale
+        per_pixel = self.dtype.itemsize * (4 * _widest_channels(self.model) + 2 * 3 * s * s) + 4 * 3 * s * s
+        need, budget = hp * wp * per_pixel, available // 2
+        if need <= budget:
+            return None
+        m = self.capabilities.size_multiple
+        least = max(_round_up(self.capabilities.min_size, m), 2 * _round_up(self.tile_overlap, m) + m)
+        tile = max(hp, wp)
+        while tile * tile * per_pixel > budget and tile // 2 - (tile // 2) % m >= least:
+            tile = tile // 2 - (tile // 2) % m
+        if tile >= max(hp, wp):
+            return None
+        warnings.warn(f"a {wp}×{hp} input needs about {_bytes(need)} whole but {_bytes(available)} is available; "
+                      f"running it in {tile}-pixel tiles", RuntimeWarning, stacklevel=4)
+        return tile
 
     def _smaller_tile(self, tile: int | None, hp: int, wp: int) -> int:
         """The next tile to try after running out of memory with ``tile`` (None: untiled)."""
@@ -279,6 +316,37 @@ def _window(start: int, step: int, overlap: int, tile: int, size: int) -> tuple[
     lo = max(start - overlap, 0)
     hi = min(lo + tile, size)
     return max(min(lo, hi - tile), 0), hi
+
+
+def _widest_channels(model: object) -> int:
+    """The most output channels of any convolution in ``model`` (64, a common SR width, when it has none or is
+    not a module, e.g. an ONNX runner)."""
+    modules = getattr(model, "modules", None)
+    widths = [m.out_channels for m in modules() if isinstance(m, nn.Conv2d)] if callable(modules) else []
+    return max(widths, default=64)
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+def _available_memory() -> int | None:
+    """Bytes this process may still use: ``MemAvailable`` from ``/proc/meminfo``, lowered to what the cgroup v2
+    (container) limit leaves, not counting the reclaimable page cache; None where neither can be read."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+                break
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        if limit != "max":
+            used = int((cgroup / "memory.current").read_text())
+            stat = dict(line.split()[:2] for line in (cgroup / "memory.stat").read_text().splitlines())
+            found.append(max(0, int(limit) - used + int(stat.get("inactive_file", 0))))
+    return min(found) if found else None
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -1,0 +1,375 @@
+"""Checking a checkpoint file's declared tensors against the file, before anything is loaded or allocated.
+
+A checkpoint says how big its tensors are before it holds their bytes, and the loaders believe it: PyTorch's
+legacy format allocates every storage at the size its pickle declares and only then reads the bytes; the zip
+format wraps each ``data/N`` record in a storage of the *declared* size; safetensors maps the file by the offsets
+in its JSON header. A few kilobytes can therefore declare a 10¹²-element (4 TB) tensor. The functions here read
+only the small parts that carry the declarations (the pickle, the safetensors header) and compare every declared
+size with the bytes the file really holds, so a truncated, corrupt or hostile file is refused with a
+:class:`~esrkit.errors.CheckpointError` naming the file and the tensor, and memory stays at the file's own size.
+
+How the pickle is read without trusting it: a standard :class:`pickle.Unpickler` whose ``find_class`` returns an
+inert stand-in for every global the pickle names (nothing is imported, nothing is called but the stand-in, which
+records its arguments) and whose ``persistent_load`` records each storage's declared type and element count. The
+stand-ins rebuild the object tree of dicts and ``_rebuild_tensor_v2(storage, offset, size, stride, ...)`` calls,
+from which each tensor's name, shape and storage follow. The real load is still ``torch.load(weights_only=True)``;
+this is a size check in front of it, not a replacement.
+
+Limits, documented where they are enforced:
+
+* every storage's declared bytes must be present in the file (its zip record, or the legacy format's byte count
+  and the bytes after it), and every tensor must fit in its storage;
+* :data:`MAX_CHECKPOINT_ELEMENTS` (2³⁰ ≈ 1.07 × 10⁹ elements, 4 GiB as float32) caps the elements of all tensors
+  together: esrkit's models have well under 10⁷ parameters, so only a corrupt or hostile file reaches it;
+* a pickle (zip ``data.pkl``) above :data:`MAX_PICKLE_BYTES` (64 MiB) is refused: a state dict's pickle holds
+  names and shapes only, tens of kilobytes for an SR network;
+* NaN and Inf weights (:func:`check_finite`) are refused unless the caller allows them: a diverged training run
+  saves them silently, and the model then returns black or NaN images rather than an error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import struct
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from .errors import CheckpointError
+
+__all__ = ["MAX_CHECKPOINT_ELEMENTS", "MAX_PICKLE_BYTES", "check_finite", "inspect_pth", "inspect_safetensors"]
+
+MAX_CHECKPOINT_ELEMENTS = 1 << 30
+MAX_PICKLE_BYTES = 64 << 20
+_SAFETENSORS_HEADER_MAX = 100_000_000  # the safetensors library's own bound on the JSON header
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, first pickle of the legacy format
+
+# bytes per element of the storage classes torch pickles (torch.FloatStorage, ...) and of safetensors dtypes
+_STORAGE_ITEMSIZE = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
+    "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
+    "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8, "UntypedStorage": 1, "QInt8Storage": 1,
+    "QUInt8Storage": 1, "QInt32Storage": 4,
+}
+_SAFETENSORS_ITEMSIZE = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2,
+    "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "C64": 8,
+}
+_TENSOR_REBUILDS = {"_rebuild_tensor", "_rebuild_tensor_v2"}
+
+
+# ------------------------------------------------------------------------------------------- inert unpickling
+
+
+class _Inert:
+    """Stands for a global named by the pickle: records how it was called and what was stored in it."""
+
+    where: tuple[str, str] = ("", "")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Inert:
+        obj = super().__new__(cls)
+        obj.args = args
+        obj.items = {}
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.items[key] = value
+
+    def __setstate__(self, state: Any) -> None:
+        self.items["__state__"] = state
+
+    def append(self, value: Any) -> None:
+        self.items[len(self.items)] = value
+
+    def extend(self, values: Any) -> None:
+        for value in values:
+            self.append(value)
+
+
+class _Storage:
+    """A storage as a persistent id declares it: its key, element size (None: unknown type) and element count."""
+
+    def __init__(self, key: str, type_name: str, itemsize: int | None, numel: int) -> None:
+        self.key, self.type_name, self.itemsize, self.numel = key, type_name, itemsize, numel
+
+    @property
+    def nbytes(self) -> int | None:
+        return None if self.itemsize is None else self.numel * self.itemsize
+
+
+def _text(value: Any) -> str:
+    """A pickled name: str, or bytes in pickles written by Python 2 (as torch's own loader decodes them)."""
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _storage_itemsize(name: str) -> int | None:
+    if name in _STORAGE_ITEMSIZE:
+        return _STORAGE_ITEMSIZE[name]
+    if not name.endswith("Storage"):  # only ever look up torch's own storage classes
+        return None
+    dtype = getattr(getattr(torch, name, None), "dtype", None)
+    return dtype.itemsize if isinstance(dtype, torch.dtype) else None
+
+
+class _InertUnpickler(pickle._Unpickler):  # type: ignore[misc,name-defined]
+    """Unpickles the declarations only: every global becomes a :class:`_Inert` subclass, every storage a
+    :class:`_Storage` (see the module docstring).
+
+    Built on the pure-Python unpickler, whose memo is a dict: the C one sizes its memo array by the largest index a
+    ``LONG_BINPUT`` names, so 14 bytes asking for index 2³¹ allocate and zero gigabytes (found by ``fuzz/``)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        super().__init__(fh)
+        self.storages: dict[str, _Storage] = {}
+        self._classes: dict[tuple[str, str], type[_Inert]] = {}
+
+    def find_class(self, module: str, name: str) -> type[_Inert]:
+        key = (module, name)
+        if key not in self._classes:
+            self._classes[key] = type(f"Inert_{name}", (_Inert,), {"where": key})
+        return self._classes[key]
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) >= 5 and _text(pid[0]) == "storage":
+            storage_type, key, numel = pid[1], _text(pid[2]), pid[4]
+            name = storage_type.where[1] if isinstance(storage_type, type) and issubclass(storage_type, _Inert) \
+                else str(storage_type)
+            if not isinstance(numel, int) or numel < 0:
+                raise CheckpointError(f"storage {key} declares {numel!r} elements")
+            found = self.storages.get(key)
+            if found is None or numel > found.numel:
+                self.storages[key] = _Storage(key, name, _storage_itemsize(name), numel)
+            return self.storages[key]
+        return None  # anything else (e.g. a whole module's source): torch.load(weights_only=True) refuses it
+
+
+def _ints(value: Any) -> tuple[int, ...] | None:
+    """A shape or stride as pickled: a tuple, or ``torch.Size((...))``."""
+    if isinstance(value, _Inert) and value.args:
+        value = value.args[0]
+    if isinstance(value, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    return None
+
+
+def _tensors(root: Any) -> Iterator[tuple[str, _Storage, int, tuple[int, ...], tuple[int, ...]]]:
+    """``(name, storage, offset, size, stride)`` of every tensor in the inert tree, names joined by dots;
+    iterative, so a deeply nested or self-referencing pickle cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [("", root)]
+    seen: set[int] = set()
+    while stack:
+        name, obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (str, bytes, int, float, _Storage)) or obj is None:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, _Inert) and obj.where[1] in _TENSOR_REBUILDS and len(obj.args) >= 4:
+            storage, offset, size, stride = obj.args[:4]
+            size_t, stride_t = _ints(size), _ints(stride)
+            if isinstance(storage, _Storage) and isinstance(offset, int) and size_t is not None \
+                    and stride_t is not None:
+                yield name or "<tensor>", storage, offset, size_t, stride_t
+            continue
+        children: list[tuple[Any, Any]] = []
+        if isinstance(obj, Mapping):
+            children = list(obj.items())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = [(None, v) for v in obj]
+        elif isinstance(obj, _Inert):
+            children = [(None, v) for v in obj.args] + [(k if k != "__state__" else None, v)
+                                                         for k, v in obj.items.items()]
+        for key, child in reversed(children):
+            child_name = name if key is None or not isinstance(key, (str, int)) else \
+                (f"{name}.{key}" if name else str(key))
+            stack.append((child_name, child))
+
+
+def _check_declarations(path: Path, root: Any, storages: Mapping[str, _Storage],
+                        held: Mapping[str, int | None]) -> None:
+    """Every storage's declared bytes are in the file (``held[key]``; None: not known) and every tensor fits in
+    its storage, and all of them together stay under :data:`MAX_CHECKPOINT_ELEMENTS`."""
+    users: dict[str, str] = {}
+    total = 0
+    for name, storage, offset, size, stride in _tensors(root):
+        users.setdefault(storage.key, name)
+        if any(s < 0 for s in size) or offset < 0:
+            raise CheckpointError(f"{path}: tensor {name!r} declares a negative size {size} or offset {offset}")
+        numel = math.prod(size)
+        total += numel
+        if total > MAX_CHECKPOINT_ELEMENTS:
+            raise CheckpointError(f"{path}: tensor {name!r} declares shape {size} ({numel:,} elements), taking the "
+                                  f"checkpoint past {MAX_CHECKPOINT_ELEMENTS:,} elements; refused before loading "
+                                  "(a corrupt or hostile file: no SR network is this large)")
+        if numel:
+            extent = offset + sum((s - 1) * abs(st) for s, st in zip(size, stride, strict=False)) + 1
+            if extent > storage.numel:
+                raise CheckpointError(f"{path}: tensor {name!r} of shape {size} needs {extent:,} elements but its "
+                                      f"storage declares {storage.numel:,}")
+    for key, storage in storages.items():
+        name = users.get(key, f"storage {key}")
+        if key not in held:
+            raise CheckpointError(f"{path}: tensor {name!r}: its data (record {key}) is missing from the file")
+        have, want = held[key], storage.nbytes
+        if have is not None and want is not None and want > have:
+            raise CheckpointError(f"{path}: tensor {name!r} declares {storage.numel:,} elements ({_size(want)} of "
+                                  f"{storage.type_name}) but the file holds {_size(have)} for it; refused before "
+                                  "loading (truncated, corrupt or hostile)")
+
+
+def _size(nbytes: int) -> str:
+    for unit, factor in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= factor:
+            return f"{nbytes / factor:.1f} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _unpickle(fh: BinaryIO) -> tuple[Any, dict[str, _Storage]]:
+    unpickler = _InertUnpickler(fh)
+    return unpickler.load(), unpickler.storages
+
+
+# ------------------------------------------------------------------------------------------------ the checks
+
+
+def inspect_pth(path: str | Path) -> None:
+    """Refuse a PyTorch checkpoint (zip or legacy format) whose declared tensors the file cannot hold, without
+    allocating them; anything else about the file is left to ``torch.load(weights_only=True)``."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+            if magic == b"PK\x03\x04":  # how torch.load tells the zip format (not zipfile.is_zipfile's tail scan)
+                _inspect_zip(path)
+                return
+            if magic[:1] != b"\x80":
+                return  # not a pickle of protocol 2+ either: torch.load says what it is
+            fh.seek(0)
+            _inspect_legacy(path, fh)
+    except CheckpointError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, struct.error, zipfile.BadZipFile, OSError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, RecursionError, MemoryError, OverflowError,
+            RuntimeError, zlib.error) as exc:  # zipfile: NotImplementedError (version, method), encrypted, bad deflate
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({text})") from None
+
+
+def _inspect_zip(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        pickles = [i for i in infos if i.filename.endswith("/data.pkl") or i.filename == "data.pkl"]
+        if not pickles:
+            return  # not torch's layout: torch.load says so
+        info = min(pickles, key=lambda i: i.filename.count("/"))
+        if info.file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path}: its pickle ({info.filename}) is {_size(info.file_size)}, over the "
+                                  f"{_size(MAX_PICKLE_BYTES)} a state dict's names and shapes could need")
+        prefix = info.filename[: -len("data.pkl")]
+        with archive.open(info) as raw:
+            data = raw.read(MAX_PICKLE_BYTES + 1)
+        if len(data) > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path}: its pickle expands past {_size(MAX_PICKLE_BYTES)}")
+        root, storages = _unpickle(io.BytesIO(data))
+        records = {i.filename[len(prefix) + len("data/"):]: i.file_size for i in infos
+                   if i.filename.startswith(prefix + "data/")}
+        _check_declarations(path, root, storages, records)
+
+
+def _inspect_legacy(path: Path, fh: BinaryIO) -> None:
+    """The pre-1.6 format: magic, protocol and system-info pickles, the object pickle, the storage-key list
+    pickle, then per key an int64 element count and the raw bytes."""
+    size = path.stat().st_size
+    magic, _ = _unpickle(fh)
+    if magic != _LEGACY_MAGIC:
+        return  # some other pickle: torch.load says what it is
+    _unpickle(fh)  # protocol version
+    _unpickle(fh)  # system info (byte order, type sizes)
+    root, storages = _unpickle(fh)
+    keys, _ = _unpickle(fh)
+    if not isinstance(keys, list):
+        raise CheckpointError("corrupt storage list")
+    held: dict[str, int | None] = {}
+    for key in map(_text, keys):
+        storage = storages.get(key)
+        head = fh.read(8)
+        if len(head) < 8:
+            break  # truncated: the storages from here on are missing (reported below)
+        count = struct.unpack("<q", head)[0]
+        itemsize = storage.itemsize if storage is not None else None
+        if count < 0:
+            raise CheckpointError(f"storage {key} stores a negative element count ({count})")
+        present = max(0, min(count * (itemsize or 1), size - fh.tell()))  # what the file really has
+        held[key] = present if itemsize is not None else None
+        fh.seek(present, 1)
+    _check_declarations(path, root, storages, held)
+
+
+def inspect_safetensors(path: str | Path) -> None:
+    """Refuse a safetensors file whose header is malformed or whose tensors' bytes are not all in the file
+    (truncation), naming the first tensor concerned; the safetensors library validates the rest."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
+        length = int.from_bytes(head, "little")
+        if length > min(size - 8, _SAFETENSORS_HEADER_MAX):
+            raise CheckpointError(f"{path}: safetensors header claims {length:,} bytes but the file has {size:,} "
+                                  "(truncated or not safetensors)")
+        try:
+            header = json.loads(fh.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: corrupt safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
+    data_bytes = size - 8 - length
+    total = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], [int(s) for s in entry["shape"]], entry["data_offsets"]
+            numel = math.prod(shape)
+            if any(s < 0 for s in shape):
+                raise ValueError(f"negative size in {shape}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry ({exc})") from None
+        total += numel
+        if total > MAX_CHECKPOINT_ELEMENTS:
+            raise CheckpointError(f"{path}: tensor {name!r} declares shape {tuple(shape)} ({numel:,} elements), "
+                                  f"taking the checkpoint past {MAX_CHECKPOINT_ELEMENTS:,} elements")
+        if not (isinstance(begin, int) and isinstance(end, int)) or not 0 <= begin <= end:
+            raise CheckpointError(f"{path}: tensor {name!r} has invalid data offsets {entry['data_offsets']}")
+        if end > data_bytes:
+            raise CheckpointError(f"{path}: tensor {name!r} needs bytes {begin:,}–{end:,} of the data but the file "
+                                  f"holds {max(data_bytes, 0):,} (truncated)")
+        itemsize = _SAFETENSORS_ITEMSIZE.get(str(dtype))
+        if itemsize is not None and numel * itemsize != end - begin:
+            raise CheckpointError(f"{path}: tensor {name!r} is {tuple(shape)} {dtype} ({numel * itemsize:,} bytes) "
+                                  f"but its data spans {end - begin:,} bytes")
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse a state dict with NaN or Inf in a floating-point tensor, naming the first such tensor."""
+    for key, value in state.items():
+        if not (value.is_floating_point() or value.is_complex()) or value.numel() == 0:
+            continue
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad = int(finite.numel() - finite.sum())
+            nan = int(torch.isnan(value).sum())
+            raise CheckpointError(f"{source}: tensor {key!r} has {bad:,} non-finite value(s) of {value.numel():,} "
+                                  f"({nan:,} NaN, {bad - nan:,} ±Inf): a diverged or corrupt training run? "
+                                  "(allow_nonfinite=True loads it anyway)")
