@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._app import app
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @app.command("models")
 def list_zoo(
     scale: Annotated[int, typer.Option("--scale", help="Scale at which parameters are counted.")] = 4,
 ) -> None:
-    """List every registered model: family, parameters (train and deploy form), input range, size rules, paper."""
+    """List every registered model: family, parameters (train and deploy form), input range, size rules, paper.
+
+    The first row is esrkit's own bundled model (esrkit_x4, the default of upscale and demo), read from its file.
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -22,6 +28,7 @@ def list_zoo(
     table = Table(title=f"esrkit model zoo (parameters at ×{scale})")
     for col in ("model", "family", "params", "deploy params", "range", "scales", "min px", "tiles exact", "paper"):
         table.add_column(col, justify="right" if "params" in col or col == "min px" else "left", overflow="fold")
+    _bundled_row(table, scale)
     for row in zoo_summary(scale):
         caps = row["capabilities"]
         table.add_row(
@@ -33,3 +40,31 @@ def list_zoo(
             "yes" if caps.tile_exact else "no", row["paper"],
         )
     Console(width=180).print(table)
+
+
+def _bundled_row(table: Table, scale: int) -> None:
+    """esrkit_x4's row: only its deploy form ships, so the train-form count is "-" (and both are "-" at a scale it
+    was not trained for, like the zoo's rows); the paper column says where it comes from (recipe, measured
+    scores) or that this installation lacks the file."""
+    from ..bundled import BUNDLED_MODEL, bundled_summary
+
+    row = bundled_summary()
+    if row is None:
+        table.add_row(BUNDLED_MODEL, "-", "-", "-", "-", "-", "-", "-",
+                      "esrkit's own model: not in this installation (give --model or --weights)", end_section=True)
+        return
+    caps, provenance = row["capabilities"], row["provenance"]
+    recipe = provenance.get("recipe")
+    recipe_name = recipe.get("name") if isinstance(recipe, dict) else recipe
+    scores = provenance.get("scores") or provenance.get("val") or {}
+    score_text = ", ".join(f"{k.removeprefix('psnr_y_')} {float(v):.2f} dB" for k, v in scores.items()
+                           if isinstance(v, int | float))
+    paper = f"esrkit's own, bundled: {row['architecture']} trained by esrkit (recipe {recipe_name or '?'})"
+    table.add_row(
+        BUNDLED_MODEL, row["family"], "-", f"{row['params']:,}" if scale in row["scales"] else "-",
+        f"[0,{row['input_range']:g}]",
+        ",".join(map(str, row["scales"])),
+        str(caps.min_size) + (f" (×{caps.size_multiple})" if caps.size_multiple > 1 else ""),
+        "yes" if caps.tile_exact else "no", paper + (f"; Y-PSNR {score_text}" if score_text else ""),
+        end_section=True,
+    )

@@ -16,7 +16,8 @@ def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders (searched recursively).",
                                                  metavar="INPUT...", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (or file, for one input file).")],
-    model: Annotated[str | None, typer.Option("--model", help="Zoo model or baseline (bicubic, lanczos).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Zoo model, baseline (bicubic, lanczos) or esrkit_x4 "
+                                              "(default, with no --weights: esrkit's bundled model).")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
     tile: Annotated[int | None, typer.Option("--tile", help="Tile size in LR pixels (default: whole image, "
@@ -30,17 +31,19 @@ def upscale(
 ) -> None:
     """Upscale images, folders (structure kept) and videos (frame rate, frame count and audio kept).
 
+    Without --model and --weights the model is esrkit's own, bundled with the package (esrkit_x4).
+
     Under torchrun each process takes its share of the inputs (one GPU per process on CUDA).
     """
     from rich.console import Console
 
+    from ..bundled import resolve_model_choice
     from ..device import resolve_device, resolve_precision
     from ..infer import Upscaler
     from ..infer.jobs import distributed_env, plan_jobs, rank_device, upscale_files
 
     # Everything is checked before a model is built or a file written, so bad input costs nothing.
-    if model is None and weights is None:
-        raise InputError("give --model NAME or --weights FILE (there is no default model yet)")
+    model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model
     if weights is not None and not weights.is_file():
         raise InputError(f"no such file: {weights}", param="weights")
     jobs = plan_jobs(inputs, out, format=format)
