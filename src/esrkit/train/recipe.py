@@ -93,7 +93,10 @@ def _read(name_or_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
             raise InputError(f"{path}: no such recipe file", param="recipe")
-        text, source = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})", param="recipe") from None
     else:
         shipped = resources.files(__package__).joinpath(_RECIPE_DIR).joinpath(f"{name_or_path}.yaml")
         if not shipped.is_file():
@@ -160,7 +163,7 @@ def _child(node: Any, part: str, path: str, item: str) -> Any:
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)  # YAML keys need not be strings (an empty key is None)
     if unknown:
         raise InputError(f"{where}: unknown key {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(names))}",
                          param="recipe")
@@ -191,9 +194,37 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | Non
     return recipe
 
 
+# What each field must hold. YAML gives a key any type (``batch:`` left empty is None, ``patch: 6+`` a string,
+# ``ema: 0)999`` too), and the checks below compare and convert numbers, so a wrong type is reported as such first.
+_KINDS: dict[str, tuple[type, ...]] = {"an integer": (int,), "a number": (int, float), "text": (str,),
+                                       "true or false": (bool,), "a mapping": (dict,)}
+_RECIPE_TYPES = {"model": "text", "scale": "an integer", "name": "text", "hparams": "a mapping", "seed": "an integer",
+                 "degradation": "text", "ema": "a number", "precision": "text", "channels_last": "true or false",
+                 "compile": "true or false", "workers": "an integer", "val_every": "an integer",
+                 "val_images": "an integer", "checkpoint_every": "an integer", "log_every": "an integer",
+                 "teacher": "a mapping", "notes": "a mapping"}
+_STAGE_TYPES = {"iters": "an integer", "patch": "an integer", "batch": "an integer", "loss": "a mapping",
+                "optimizer": "a mapping", "name": "text", "scheduler": "a mapping", "grad_clip": "a number",
+                "prune": "a number"}
+
+
+def _check_types(obj: Any, expected: dict[str, str], where: str) -> None:
+    """Every field of ``obj`` holds its kind (None only where the default is None; a bool is not a number)."""
+    optional = {f.name for f in dataclasses.fields(obj) if f.default is None}
+    for key, kind in expected.items():
+        value = getattr(obj, key)
+        if value is None and key in optional:
+            continue
+        if not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "true or false"):
+            raise InputError(f"{where}: {key} must be {kind}, not {value!r}", param="recipe")
+
+
 def _validate(recipe: Recipe, source: str) -> None:
     from ..models import model_info
 
+    _check_types(recipe, _RECIPE_TYPES, source)
+    for i, stage in enumerate(recipe.stages):
+        _check_types(stage, _STAGE_TYPES, f"{source}: stages.{i}")
     info = model_info(recipe.model)
     if recipe.scale not in info.scales:
         raise InputError(f"{source}: {recipe.model} supports scales {list(info.scales)}, not {recipe.scale}",
