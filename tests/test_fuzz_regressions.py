@@ -68,7 +68,7 @@ _AVIF_BAD_PLANES = base64.b64decode(
     ("planes.avif", _AVIF_BAD_PLANES, RuntimeError),  # "Decoding of color planes failed", from load()
     # the same file with the item type av01 changed to av00: "Missing or empty image item", from Image.open
     ("item.avif", _AVIF_BAD_PLANES.replace(b"av01Color", b"av00Color"), RuntimeError),
-])
+], ids=["dds-flags", "dds-fourcc", "avif-planes", "avif-item"])
 def test_a_decoder_runtime_error_is_an_image_read_error(tmp_path: Path, name: str, data: bytes,
                                                         pillow_error: type[Exception]) -> None:
     path = tmp_path / name
@@ -116,6 +116,54 @@ def test_a_tiff_whose_strips_do_not_cover_it_is_an_image_read_error(tmp_path: Pa
     with pytest.raises(ImageReadError, match=r"strips cover 851 of its 23×370 pixels") as info:
         read_image(bad)
     assert str(bad) in str(info.value)
+
+
+# The fuzzer's 182-byte TIFF: RowsPerStrip is a RATIONAL (type 5), so Pillow's strip extents are Fractions and the
+# strip check (above) formatted a Fraction with ``:,`` (TypeError). Its one strip covers 6 × 2304/1025 of 6 × 5.
+# And its 95-byte one: StripOffsets is a RATIONAL, and Pillow's decoder fails on the offset 2.2478 (TypeError).
+_TIFF_RATIONAL_ROWS = base64.b64decode(
+    "SUkqAAgAAAAJAAABBAABAAAABgAAAAEBBAABAAAABQAAAAIBAwABAAAAEAAAAAMBAwABAAAAAQAAAAYBAwABAAAAAQAAABEBBAABAAAAegAA"
+    "ABYBBQABAAAABQAAABcBBAABAAAAPAAAABwBAwABAAAAAQAAAAAAAAC8WpBjujsK4D6vlSIVBDOUuXWzuDtqcdjxnn2GGE4bYPUCbE8YDUds"
+    "wbRffEOzBLiGebXjkqasEtJ5He8="
+)
+# The fuzzer's 403-byte McIDAS area file: a row stride of 55 009 345 604 bytes in its header, which Pillow hands to
+# its C raw decoder as an int: OverflowError ("signed integer is greater than maximum") from load().
+_TIFF_RATIONAL_OFFSET = base64.b64decode(
+    "SUkqAAgAAAAJAAABBAABAAAABgAAAAEBBAABAAAABQAAAAIBAwABAAAAEAAAAAMBAwABAAAAAQAAAAYBAwABAAAAAQAAABEBBQABAAAABQAA"
+    "ABcBBLXjkqasEtJ5He8="
+)
+_MCIDAS_HUGE_STRIDE = base64.b64decode(
+    "AAAAAAAAAARxb2ksE3h6Mv7QTkREUyB8AAAADxAwAAcAAAAJAAAAGwAAAAEAAAAAAABmdHlwAAAAAABERFMgfAAAAA8QAAAHAAAACQAAABsA"
+    "AAAAAAAGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYG"
+    "BgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGBgYGAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    "AAAAAAAAAAAAAAAAAAAAACAAAABAAAAAAAAAABgAAAAAAP8AAP8AAP8AAAAAAAAAABAAAAAAAAAAAAB45vXw2L9kH9t+jeeVmRBz03kIB8PP"
+    "usqzuSemxEnYDiz3Ftt/+Us6eS7c2QWoip0zlRI463sU8Uy5eybWNTrZTJtF/s+jDGw9moJnOgc/9V7KaAdgAagf0QIe664KqeK7qzqGjg=="
+)
+
+
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # Pillow's, on the 95-byte file
+@pytest.mark.parametrize(("data", "field"), [(_TIFF_RATIONAL_ROWS, "extents"), (_TIFF_RATIONAL_OFFSET, "offset")],
+                         ids=["rows", "offset"])
+def test_a_tiff_with_rational_strip_geometry_is_an_image_read_error(tmp_path: Path, data: bytes, field: str) -> None:
+    path = tmp_path / "rational.tif"
+    path.write_bytes(data)
+    with Image.open(path) as img:  # the defect: fractional strip geometry
+        tile = img.tile[0]
+        value = tile[1][3] if field == "extents" else tile[2]
+        assert img.size == (6, 5) and not isinstance(value, int)
+    with pytest.raises(ImageReadError, match="not whole numbers") as info:
+        read_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_decoder_overflow_is_an_image_read_error(tmp_path: Path) -> None:
+    path = tmp_path / "stride.area"
+    path.write_bytes(_MCIDAS_HUGE_STRIDE)
+    with pytest.raises(OverflowError), Image.open(path) as img:  # the defect: Pillow's own error
+        img.load()
+    with pytest.raises(ImageReadError, match="cannot decode image") as info:
+        read_image(path)
+    assert str(path) in str(info.value)
 
 
 # ----------------------------------------------------------------------------------------------------

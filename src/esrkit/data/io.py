@@ -156,8 +156,9 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
         raise ImageReadError(_bomb_message(path, exc, limit)) from None
     except MemoryError:  # only reachable with the limit raised past what this machine holds
         raise ImageReadError(f"{path}: image does not fit in memory (lower ${MAX_PIXELS_ENV})") from None
-    # RuntimeError: Pillow's AVIF decoder on a damaged file, and NotImplementedError for DDS pixel formats
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as exc:
+    # RuntimeError: Pillow's AVIF decoder on a damaged file, and NotImplementedError for DDS pixel formats;
+    # OverflowError: a header field (a McIDAS row stride) too large for the C decoder's int arguments
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError, OverflowError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({_short(exc)})") from None
     if dtype == "uint8":
         return array if array.dtype == np.uint8 else _sixteen_to_eight(array)
@@ -178,6 +179,11 @@ def _check_tiff_strips(path: Path, img: Image.Image) -> None:
     extents = [tile[1] for tile in img.tile]
     if not extents or any(e is None for e in extents):
         return  # a decoder that reads the whole image itself (libtiff): it reports truncation on its own
+    # A TIFF tag may have any numeric type; strip rows and offsets given as RATIONALs (fuzz/ again) make fractional
+    # extents, which Pillow's decoder then fails on with a TypeError.
+    if not all(isinstance(v, int) for tile in img.tile for v in (*tile[1], tile[2])):
+        raise ImageReadError(f"{path}: cannot decode image (strip offsets or sizes that are not whole numbers: "
+                             "corrupt TIFF)")
     covered = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in extents)
     width, height = img.size
     if covered < width * height:
