@@ -52,12 +52,9 @@ def evaluate(
         check_output_path(save_dir, param="save_dir", kind="dir")
     resolve_device(device)
     resolve_precision(precision)
-    if scale is None:
-        scale = _checkpoint_scale(weights) if weights is not None else 4
-    if scale < 1:
-        raise InputError(f"must be a positive integer, got {scale}", param="scale")
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision,
                                   backend=backend)
+    scale = upscaler.scale  # --scale, or the checkpoint's own
     benches = [resolve_benchmark(d, scale, data_root, crop_multiple=crop_multiple) for d in data]
     trained_on = upscaler.trained_on
     if trained_on != "bicubic":
@@ -87,10 +84,3 @@ def evaluate(
         extra = {"weights": str(weights)} if weights is not None else {}
         write_json_atomic(json_out, results_document(label, results, **extra))
 
-
-def _checkpoint_scale(weights: Path) -> int:
-    from ..checkpoints import load_checkpoint
-    from ..models import get_config
-
-    config = get_config(load_checkpoint(weights))
-    return config.scale if config is not None else 4

@@ -41,11 +41,8 @@ def export_command(
     if not 7 <= opset <= 20:
         raise InputError(f"the TorchScript exporter writes opsets 7 to 20, got {opset} (default {DEFAULT_OPSET})",
                          param="opset")
-    if scale is None:
-        scale = _checkpoint_scale(weights) if weights is not None else 4
-    if scale < 1:
-        raise InputError(f"must be a positive integer, got {scale}", param="scale")
-    net = Upscaler.from_name(model, scale=scale, weights=weights, deploy=deploy).model
+    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, deploy=deploy)
+    net, scale = upscaler.model, upscaler.scale  # --scale, or the checkpoint's own
     path = export_onnx(net, onnx, opset=opset, deploy=False, verify=verify)
     config = getattr(net, "esrkit_config", None)
     label = config.name if config is not None else (model or weights.stem)  # type: ignore[union-attr]
@@ -55,10 +52,3 @@ def export_command(
     typer.echo(f"wrote {path}: {label} ×{scale}, {form} form, opset {opset}, input 'lr' N×3×H×W, output 'sr' "
                f"N×3×{scale}H×{scale}W (float32, RGB in [0, 1])")
 
-
-def _checkpoint_scale(weights: Path) -> int:
-    from ..checkpoints import load_checkpoint
-    from ..models import get_config
-
-    config = get_config(load_checkpoint(weights))
-    return config.scale if config is not None else 4

@@ -50,12 +50,6 @@ def upscale(
     device = rank_device(device)
     resolve_device(device)
     resolve_precision(precision)
-    if scale is None:
-        from .evaluate import _checkpoint_scale
-
-        scale = _checkpoint_scale(weights) if weights is not None else 4
-    if scale < 1:
-        raise InputError(f"must be a positive integer, got {scale}", param="scale")
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision,
                                   tile=tile, tile_overlap=tile_overlap, backend=backend)
 

@@ -85,16 +85,19 @@ class Upscaler:
         self.model = model.eval().to(self.device, self.dtype)
 
     @classmethod
-    def from_name(cls, name: str | None = None, scale: int = 4, weights: str | Path | None = None,
+    def from_name(cls, name: str | None = None, scale: int | None = 4, weights: str | Path | None = None,
                   deploy: bool = True, backend: str | None = None, **kwargs: object) -> Upscaler:
         """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models.
 
         ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of :mod:`esrkit.infer.backends`,
         which then owns ``precision`` and ``threads``; None runs the module itself, as before. The name
-        ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`)."""
+        ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`). ``scale`` None takes
+        the checkpoint's own scale (4 for a zoo name), read from the one load this method does anyway."""
         from ..bundled import BUNDLED_MODEL, require_bundled_weights
         from ..models import create_model, get_config, reparameterize
 
+        if scale is not None and scale < 1:
+            raise InputError(f"must be a positive integer, got {scale}", param="scale")
         if name == BUNDLED_MODEL and weights is None:
             name, weights = None, require_bundled_weights()
         if weights is not None:
@@ -102,11 +105,14 @@ class Upscaler:
 
             model = load_checkpoint(weights, scale=scale)  # the scale only settles layouts that do not fix it
             config = get_config(model)
+            if scale is None:
+                scale = config.scale if config is not None else 4
             if name is not None and config is not None and config.name != name:
                 raise InputError(f"{weights} holds a {config.name!r} model, not {name!r}", param="weights")
             if config is not None and config.scale != scale:
                 raise InputError(f"{weights} is a ×{config.scale} model, not ×{scale}", param="weights")
         elif name is not None:
+            scale = 4 if scale is None else scale
             model = create_model(name, scale=scale)
         else:
             raise InputError("give a model name or a checkpoint file (weights)")
