@@ -3,6 +3,7 @@
     python benchmarks/inference.py                       # all models, 256x256 and 960x540, all cores
     python benchmarks/inference.py --quick --models rlfn_ntire --sizes 256x256 --threads 2
     python benchmarks/inference.py --psnr                # also Set5 ×4 Y-PSNR change of the non-exact backends
+    python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 360x640 --psnr   # issue 11's comparison
 
 "Eager" is what the authors' test scripts do: the released checkpoint as loaded (train form where it was released
 in train form), NCHW float32, ``model(x)`` under no autograd. Each esrkit backend runs the deploy form
@@ -34,6 +35,7 @@ from typing import Any
 
 import torch
 
+from esrkit.bundled import BUNDLED_MODEL, bundled_weights_path
 from esrkit.checkpoints import load_checkpoint
 from esrkit.errors import EsrkitError, UnknownModelError
 from esrkit.infer import Upscaler
@@ -44,8 +46,10 @@ from esrkit.profile.runtime import time_forward
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ESRKIT_SHARED", REPO.parent / "shared"))
 
-# esrkit model name → released checkpoint (NTIRE 2022/2023 Efficient SR, AIS 2024 real-time 4K).
+# esrkit model name → released checkpoint (NTIRE 2022/2023 Efficient SR, AIS 2024 real-time 4K); esrkit_x4 is
+# esrkit's own bundled model (esrkit.bundled), read from the package.
 MODELS = {
+    "esrkit_x4": "(bundled)",
     "rlfn_ntire": "rlfn_ntire2022_x4.pth",
     "rfdn": "rfdn_ntire2023_baseline_x4.pth",
     "imdn": "imdn_ntire2022_baseline_x4.pth",
@@ -123,12 +127,19 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name in args.models:
-        path = SHARED / "weights" / "official" / MODELS[name]
-        try:
-            model_info(name)
-        except UnknownModelError:
-            print(f"skip {name}: not registered in this checkout", file=sys.stderr)
-            continue
+        if name == BUNDLED_MODEL:
+            bundled = bundled_weights_path()
+            if bundled is None:
+                print(f"skip {name}: this installation has no bundled weights", file=sys.stderr)
+                continue
+            path = bundled
+        else:
+            path = SHARED / "weights" / "official" / MODELS[name]
+            try:
+                model_info(name)
+            except UnknownModelError:
+                print(f"skip {name}: not registered in this checkout", file=sys.stderr)
+                continue
         if not path.is_file():
             print(f"skip {name}: no checkpoint at {path}", file=sys.stderr)
             continue
@@ -211,12 +222,37 @@ def main() -> None:
             scope = "within 0.02 dB on Set5" if args.psnr else "exact only; --psnr admits bf16"
             parts.append(f"best overall ({scope}) {best['label']} {best['speedup']:.2f}×{note}")
         print(f"{name} {size[0]}x{size[1]}: " + "; ".join(parts))
+    print_head_to_head(rows, args.psnr)
     if args.json is not None:
         from esrkit.fileio import write_json_atomic
 
         write_json_atomic(args.json, {"threads": args.threads, "warmup": warmup, "repeats": repeats,
                                       "trials": trials, "rows": rows})
 
+
+def print_head_to_head(rows: list[dict[str, Any]], psnr: bool) -> None:
+    """Per LR size measured for several models: each model's fastest admissible backend (fp32-exact, or within
+    0.02 dB on Set5 when ``--psnr`` scored it), its output megapixels per second, and its speed relative to the
+    first model listed. All from this one run, so the ratios share the machine's state."""
+    sizes = dict.fromkeys(tuple(r["size"]) for r in rows)
+    for size in sizes:
+        best: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if tuple(r["size"]) != size:
+                continue
+            admissible = r["exact"] or abs(r.get("set5_delta_db", float("inf"))) <= PSNR_TOLERANCE
+            if admissible and (r["model"] not in best or r["median_ms"] < best[r["model"]]["median_ms"]):
+                best[r["model"]] = r
+        if len(best) < 2:
+            continue
+        first = next(iter(best.values()))
+        print(f"\nhead to head at LR {size[0]}x{size[1]} (best {'admissible' if psnr else 'fp32-exact'} backend "
+              "per model)")
+        for model, r in best.items():
+            out_mpix = size[0] * size[1] * 16 / 1e6
+            print(f"  {model:11s} {r.get('label', 'eager fp32 (authors)'):26s} {r['median_ms']:9.1f} ms "
+                  f"{out_mpix / (r['median_ms'] / 1e3):7.2f} MP/s  {first['median_ms'] / r['median_ms']:5.2f}× "
+                  f"{first['model']}")
 
 
 if __name__ == "__main__":

@@ -79,8 +79,9 @@ def tiny_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ["upscale", "IMG", "-o", "OUT", "--model", "esrkit_x4"],
     ["demo", "-o", "OUT"],
     ["demo", "-o", "OUT", "--model", "esrkit_x4"],
+    ["evaluate", "--data", "DATA"],
     ["evaluate", "--model", "esrkit_x4", "--data", "DATA"],
-], ids=["upscale", "upscale-named", "demo", "demo-named", "evaluate-named"])
+], ids=["upscale", "upscale-named", "demo", "demo-named", "evaluate", "evaluate-named"])
 def test_without_the_bundled_weights_commands_say_so_in_one_line(args: list[str], tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "data").mkdir()

@@ -398,3 +398,27 @@ def test_ema_tracks_the_documented_average():
     assert not any(p.requires_grad for p in ema.module.parameters()) and not ema.module.training
     with pytest.raises(InputError, match="decay"):
         EMA(model, 1.5)
+
+
+def test_ema_warmup_ramps_the_decay_so_the_start_weights_fade():
+    """With the warm-up ramp the n-th update uses min(decay, (1 + n) / (10 + n)); the starting weights' share after
+    the updates is the product of those decays, far below the fixed decay's 0.999**n."""
+    model = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    ema = EMA(model, decay=0.999, warmup=True)
+    with torch.no_grad():
+        model.weight.fill_(1.0)  # from here on the model is 1: the shadow is 1 − (share of the start weights)
+    for _ in range(1500):
+        ema.update(model)
+    share = 1.0
+    for n in range(1500):
+        share *= min(0.999, (1 + n) / (10 + n))
+    assert share < 1e-6 < 0.999**1500 - 0.2  # by hand: the ramp's product, against the fixed decay's 22 %
+    torch.testing.assert_close(ema.module.weight, torch.full_like(model.weight, 1.0 - share))
+    assert ema.current_decay == min(0.999, 1501 / 1510)
+    restored = EMA(model, decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.warmup and restored.num_updates == 1500
+    fixed = EMA(nn.Conv2d(1, 1, 1, bias=False), decay=0.999)
+    assert fixed.current_decay == 0.999

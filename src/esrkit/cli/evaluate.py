@@ -19,7 +19,9 @@ from ._app import app
 @app.command()
 def evaluate(
     data: Annotated[list[str], typer.Option("--data", help="Benchmark folder or standard name (repeatable).")],
-    model: Annotated[str | None, typer.Option("--model", help="Zoo model or baseline (bicubic, lanczos).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Zoo model or baseline (bicubic, lanczos); default: esrkit_x4.")
+    ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
@@ -36,14 +38,15 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate PSNR/SSIM (RGB and Y) of a model on benchmarks, the papers' way."""
+    from ..bundled import BUNDLED_MODEL, resolve_model_choice
     from ..data.datasets import resolve_benchmark
     from ..device import resolve_device, resolve_precision
     from ..evaluate import evaluate_benchmark, results_document
     from ..infer import Upscaler
 
     # Validate everything before any work, so bad input costs nothing and leaves no file behind.
-    if model is None and weights is None:
-        raise InputError("give --model NAME and/or --weights FILE")
+    bundled = weights is None and model in (None, BUNDLED_MODEL)
+    model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model
     if weights is not None and not weights.is_file():
         raise InputError(f"no such file: {weights}", param="weights")
     if json_out is not None:
@@ -60,7 +63,7 @@ def evaluate(
     if trained_on != "bicubic":
         Console(stderr=True).print(f"[yellow]warning:[/] this model was trained for {trained_on} input; scores on "
                                    "bicubic LR understate it (the AIS 2024 protocol degrades with Lanczos + AVIF)")
-    label = model or weights.stem  # type: ignore[union-attr]
+    label = BUNDLED_MODEL if bundled else model or weights.stem  # type: ignore[union-attr]
 
     # SR images go to a staging folder first and move into place only when the whole run succeeded.
     console = Console(stderr=True)

@@ -59,6 +59,7 @@ class Recipe:
     seed: int = 0
     degradation: str = "bicubic"
     ema: float | None = None  # EMA decay; None trains without EMA
+    ema_warmup: bool = False  # ramp the decay up from 0 at the start of every stage (esrkit.train.optim.EMA)
     precision: str = "auto"  # auto (bf16 where the device supports it), fp32, bf16, fp16
     channels_last: bool = True
     compile: bool = False
@@ -199,7 +200,8 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | Non
 _KINDS: dict[str, tuple[type, ...]] = {"an integer": (int,), "a number": (int, float), "text": (str,),
                                        "true or false": (bool,), "a mapping": (dict,)}
 _RECIPE_TYPES = {"model": "text", "scale": "an integer", "name": "text", "hparams": "a mapping", "seed": "an integer",
-                 "degradation": "text", "ema": "a number", "precision": "text", "channels_last": "true or false",
+                 "degradation": "text", "ema": "a number", "ema_warmup": "true or false", "precision": "text",
+                 "channels_last": "true or false",
                  "compile": "true or false", "workers": "an integer", "val_every": "an integer",
                  "val_images": "an integer", "checkpoint_every": "an integer", "log_every": "an integer",
                  "teacher": "a mapping", "notes": "a mapping"}

@@ -323,7 +323,7 @@ class Trainer:
         params = list(model.parameters()) + loss_fn.trainable_parameters()
         opt = build_optimizer(params, stage.optimizer)
         sched = build_scheduler(opt, stage.scheduler, stage.iters) if stage.scheduler else None
-        ema = EMA(model, float(recipe.ema)) if recipe.ema else None
+        ema = EMA(model, float(recipe.ema), warmup=recipe.ema_warmup) if recipe.ema else None
         scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
         if loaded:
             opt.load_state_dict(loaded["optimizer"])
