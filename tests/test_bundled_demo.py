@@ -139,6 +139,27 @@ def test_esrkit_x4_is_the_bundled_file_for_every_from_name_caller(tiny_bundle: P
         bundled.resolve_model_choice("esrkit_x4", tiny_bundle)
 
 
+def test_profile_and_evaluate_take_the_bundled_model(tiny_bundle: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``profile --model esrkit_x4`` counts the bundled file's model; ``evaluate`` with only ``--data`` scores it
+    (the same PSNR as naming it)."""
+    params = sum(t.numel() for t in read_state_dict(tiny_bundle)[0].values())
+    assert main(["profile", "--model", "esrkit_x4", "--input", "32x32", "--no-runtime", "--json",
+                 str(tmp_path / "p.json")]) == 0
+    capsys.readouterr()
+    doc = json.loads((tmp_path / "p.json").read_text())
+    rows = doc["results"] if isinstance(doc, dict) else doc
+    assert rows[0]["model"] == "esrkit_x4" and rows[0]["params"] == params
+    data = tmp_path / "data"
+    data.mkdir()
+    _image(data / "a.png", 48, 40)
+    scores = []
+    for extra in ([], ["--model", "esrkit_x4"]):
+        assert main(["evaluate", "--data", str(data), "--device", "cpu", *extra]) == 0
+        scores.append(_flat(capsys.readouterr().out))
+    assert "esrkit_x4×4" in scores[0] and scores[0] == scores[1]
+
+
 def test_models_lists_the_bundled_model_with_its_parameters_and_scores(tiny_bundle: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     params = sum(t.numel() for t in read_state_dict(tiny_bundle)[0].values())

@@ -125,7 +125,7 @@ def _progress(total: int) -> Iterator[Callable[[int, str], None]]:
 
 @app.command("profile")
 def profile_command(
-    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Registered model name, or esrkit_x4 (bundled)."),
     weights: Path | None = typer.Option(None, "--weights", "-w", help="Checkpoint file to load and profile."),
     all_models: bool = typer.Option(False, "--all", help="Profile every model of the zoo."),
     scale: int = typer.Option(4, "--scale", help="Upscaling factor (for --model / --all)."),
@@ -177,15 +177,19 @@ def profile_command(
     if weights is not None and not weights.is_file():
         raise InputError(f"no such file: {weights}", param="weights")
 
+    from ..bundled import BUNDLED_MODEL, require_bundled_weights
     from ..models import create_model, list_models, reparameterize
 
     targets: list[tuple[str, Any, int | None]] = []
+    if model == BUNDLED_MODEL:  # esrkit's own model is a weights file, not a registry architecture
+        weights = require_bundled_weights()
     if weights is not None:
         from ..checkpoints import load_checkpoint  # lazy: heavy, and only this branch needs it
 
         loaded = load_checkpoint(weights)
         config = getattr(loaded, "esrkit_config", None)
-        targets.append((getattr(config, "name", weights.stem), loaded, getattr(config, "scale", None)))
+        label = BUNDLED_MODEL if model == BUNDLED_MODEL else getattr(config, "name", weights.stem)
+        targets.append((label, loaded, getattr(config, "scale", None)))
     else:
         names = list_models() if all_models else [str(model)]
         for name in names:
