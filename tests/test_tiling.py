@@ -209,19 +209,21 @@ PEAK_SCRIPT = textwrap.dedent("""
 
 
 def test_tiled_peak_memory_barely_grows_with_image_area(tmp_path: Path) -> None:
-    """A 4× larger image, tiled, grows memory by little more than its larger uint8 output (resident-set sampling
-    in a fresh process, as ``esrkit profile`` measures CPU memory); untiled it needs several times more.
+    """A 4× larger image, tiled, peaks below 1.3× the smaller one's memory growth (resident-set sampling in a
+    fresh process, as ``esrkit profile`` measures CPU memory); untiled it would need several times more.
 
-    What legitimately grows with the area is the uint8 output (768²·3 − 384²·3 bytes = 1.3 MiB more). The
-    allocator adds slack on top: CI measured 20.9 MiB small and 28.1 MiB large (+7.2 MiB), so a ratio bound of
-    1.3× was too tight; the bound is 12 MiB of growth, against 289 MiB for the untiled run."""
+    glibc's malloc raises its mmap threshold as blocks are freed, after which tile-sized tensors come from the heap,
+    whose freed pages stay resident: the longer run of the larger image then showed heap fragmentation, not live
+    memory (CI: 20.9 MiB small, 28.1 MiB large, where the live difference is the 1.3 MiB larger uint8 output).
+    ``MALLOC_MMAP_THRESHOLD_`` fixes the threshold, so every tile tensor is mapped and unmapped and the resident set
+    follows what is live."""
     script = tmp_path / "peak.py"
     script.write_text(PEAK_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "131072"}
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     peak = json.loads(proc.stdout.strip().splitlines()[-1])
     assert peak["small"] > 0
-    assert peak["large"] - peak["small"] < 12.0, peak
+    assert peak["large"] < 1.3 * peak["small"], peak
     assert peak["large_whole"] > 4 * peak["large"], peak  # the measurement does see image-sized memory
