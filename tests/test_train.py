@@ -223,3 +223,35 @@ def test_tensorboard_events_are_written_when_tensorboard_is_installed(tiny_recip
     _train(tiny_recipe, data, tmp_path / "run")
     events = list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_init_starts_the_student_from_a_checkpoint_and_refuses_another_architecture(
+        data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``init:`` loads the student's weights and widths from a checkpoint (the widths of the file, not of
+    ``hparams``): at a learning rate of 1e-12 (Adam moves a weight by about the rate per step) the trained
+    weights are the file's own. A checkpoint of
+    another family, or a missing file, is one line and exit 2."""
+    from esrkit.checkpoints import save_checkpoint
+    from esrkit.models import create_model
+
+    torch.manual_seed(5)
+    start = create_model("rlfn", scale=4, num_feat=12, num_block=1, esa_channels=4)
+    init = save_checkpoint(start, tmp_path / "start.safetensors")
+    frozen = TINY.replace("lr: 1.0e-3", "lr: 1.0e-12").replace("lr: 5.0e-4", "lr: 1.0e-12")
+    frozen = frozen.replace("loss: {l1: 1.0, fft: 0.1}", "loss: {l1: 1.0}").replace("eta_min: 1.0e-5", "eta_min: 0")
+    recipe = tmp_path / "init.yaml"
+    recipe.write_text(frozen + f"init: {init}\n")
+    Trainer(load_recipe(recipe), [data[0]], tmp_path / "run", progress=False, device="cpu").run()
+    trained = _weights(tmp_path / "run")
+    expected = start.state_dict()
+    assert trained.keys() == expected.keys()
+    for key, value in expected.items():  # 12 channels: the file's widths, not hparams' 8
+        torch.testing.assert_close(trained[key], value, atol=1e-9, rtol=0)
+
+    other = save_checkpoint(create_model("imdn", scale=4), tmp_path / "imdn.safetensors")
+    for target, needle in ((other, "holds imdn, not the recipe's rlfn"), (tmp_path / "nope.pth", "no such file")):
+        recipe.write_text(frozen + f"init: {target}\n")
+        code = main(["train", str(recipe), "--data", str(data[0]), "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
+        assert not (tmp_path / "bad").exists()  # refused before the run folder is made

@@ -1,8 +1,9 @@
 """esrkit's own model, shipped inside the package: where its weights live and how commands find them.
 
 ``esrkit_x4`` is the model esrkit trains itself with the shipped recipe ``esrkit_x4`` (the released RLFN-NTIRE
-teaches a re-parameterizable DIPNet-style student, which is pruned in rounds and folded to its deploy form; see the
-recipe for the numbers). Its deploy-form safetensors is package data, ``esrkit/weights/esrkit_x4.safetensors``, so
+is pruned in three rounds of L2 filter pruning, each fine-tuned with the unpruned RLFN-NTIRE as distillation
+teacher — DIPNet's compression path; see the recipe for the numbers and why this student). Its deploy-form
+safetensors is package data, ``esrkit/weights/esrkit_x4.safetensors``, so
 that an installation without network access upscales out of the box:
 
 * ``esrkit upscale photo.jpg`` and ``esrkit demo`` use it when neither ``--model`` nor ``--weights`` is given;
@@ -12,7 +13,7 @@ that an installation without network access upscales out of the box:
 
 Why it is not a registry variant: a registry entry is an *architecture* that :func:`esrkit.create_model` builds
 with random weights, and the zoo-wide tests and ``profile --all`` iterate over architectures. ``esrkit_x4`` is a
-set of *weights*; its architecture (a pruned DIPNet configuration) is recorded in the file's metadata like that of
+set of *weights*; its architecture (a pruned RLFN-NTIRE configuration) is recorded in the file's metadata like that of
 any esrkit checkpoint, and :func:`esrkit.load_checkpoint` rebuilds it from there.
 
 Where the weights are looked for:

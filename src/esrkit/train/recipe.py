@@ -69,6 +69,7 @@ class Recipe:
     checkpoint_every: int = 1000
     log_every: int = 50
     teacher: dict[str, Any] | None = None  # {"weights"| "model": ..., "feature_pairs": [[student, teacher]], ...}
+    init: str | None = None  # a checkpoint the student starts from (its architecture: the recipe's model and scale)
     notes: dict[str, str] = field(default_factory=dict)  # where each number came from
     source: str = ""
 
@@ -204,7 +205,7 @@ _RECIPE_TYPES = {"model": "text", "scale": "an integer", "name": "text", "hparam
                  "channels_last": "true or false",
                  "compile": "true or false", "workers": "an integer", "val_every": "an integer",
                  "val_images": "an integer", "checkpoint_every": "an integer", "log_every": "an integer",
-                 "teacher": "a mapping", "notes": "a mapping"}
+                 "teacher": "a mapping", "init": "text", "notes": "a mapping"}
 _STAGE_TYPES = {"iters": "an integer", "patch": "an integer", "batch": "an integer", "loss": "a mapping",
                 "optimizer": "a mapping", "name": "text", "scheduler": "a mapping", "grad_clip": "a number",
                 "prune": "a number"}

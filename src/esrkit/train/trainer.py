@@ -175,6 +175,8 @@ class Trainer:
                              param="out")
         # The datasets are built here so that a missing or empty folder fails before the run folder exists.
         self._datasets = {(s.patch, s.batch): self._dataset(s.patch, s.batch) for s in recipe.stages}
+        # Likewise the init checkpoint (a fresh run only: resuming, the run's own checkpoint holds the student).
+        self._init = self._init_model(recipe.init) if recipe.init and not resume else None
 
     # -------------------------------------------------------------------------------------------- building
 
@@ -191,13 +193,36 @@ class Trainer:
                            repeat=repeat)
 
     def _model(self, config: dict[str, Any] | None = None) -> nn.Module:
-        """The recipe's model with seeded initial weights, or (resuming) the configuration a checkpoint records."""
+        """The recipe's model with seeded initial weights, or the recipe's ``init`` checkpoint (its weights and
+        hyper-parameters), or (resuming) the configuration a checkpoint records."""
         from ..models import create_model
 
         torch.manual_seed(self.recipe.seed)  # identical initial weights on every rank and every run
-        name, hparams = (config["name"], config["hparams"]) if config else (self.recipe.model, self.recipe.hparams)
-        model = create_model(name, scale=self.recipe.scale, **hparams).to(self.device)
+        if config is None and self._init is not None:
+            model, self._init = self._init, None  # used once: a later call builds from a config
+        else:
+            name, hparams = (config["name"], config["hparams"]) if config else (self.recipe.model,
+                                                                                self.recipe.hparams)
+            model = create_model(name, scale=self.recipe.scale, **hparams).to(self.device)
         return model.to(memory_format=torch.channels_last) if self.recipe.channels_last else model
+
+    def _init_model(self, path: str) -> nn.Module:
+        """The student loaded from ``init``: it must be the recipe's architecture at the recipe's scale (its
+        widths may differ from ``hparams``: the checkpoint's shapes decide, as when loading any checkpoint)."""
+        from ..checkpoints import load_checkpoint
+        from ..models import get_config, model_info
+
+        if not Path(path).is_file():
+            raise InputError(f"init: no such file: {path}", param="recipe")
+        model = load_checkpoint(path)
+        config = get_config(model)
+        if config is None or model_info(config.name).family is not model_info(self.recipe.model).family:
+            raise InputError(f"init: {path} holds {getattr(config, 'name', 'an unknown model')}, not the recipe's "
+                             f"{self.recipe.model}", param="recipe")
+        if config.scale != self.recipe.scale:
+            raise InputError(f"init: {path} is ×{config.scale}, the recipe trains ×{self.recipe.scale}",
+                             param="recipe")
+        return model.float().to(self.device).train()
 
     def _prune(self, model: nn.Module, ratio: float) -> nn.Module:
         """One pruning round (the same on every rank: it depends on the weights alone)."""
