@@ -89,10 +89,14 @@ def _train(recipe: Path | str, data: tuple[Path, Path], out: Path, *overrides: s
 @pytest.mark.parametrize("name", available_recipes())
 def test_every_shipped_recipe_runs_in_smoke_mode(name: str, data: tuple[Path, Path], tmp_path: Path) -> None:
     overrides = []
-    if load_recipe(name).teacher:
-        teacher = SHARED / "weights" / "official" / "rlfn_ntire2022_x4.pth"
+    shipped = load_recipe(name)
+    teacher = SHARED / "weights" / "official" / "rlfn_ntire2022_x4.pth"  # the one teacher the recipes use
+    if shipped.teacher:
         overrides = [f"teacher.weights={teacher}"] if teacher.is_file() else ["teacher.weights=null",
                                                                               "teacher.model=rlfn_ntire"]
+    if shipped.init:  # esrkit_x4 starts from the teacher; without ../shared, from random weights
+        assert Path(shipped.init).name == teacher.name
+        overrides.append(f"init={teacher}" if teacher.is_file() else "init=null")
     recipe = smoke(load_recipe(name, overrides))
     result = Trainer(recipe, [data[0]], tmp_path / "run", val=[str(data[1])], device="cpu", progress=False).run()
     assert result.iterations == recipe.total_iters
