@@ -64,8 +64,9 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
     """Find the tensor state dict inside a loaded checkpoint object and strip ``module.`` prefixes."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source}: expected a state dict, found {type(obj).__name__}")
+    # A state dict names its tensors with strings; a pickle can key them by anything (a tensor, found by fuzz/).
     wrapped = {key: inner for key in WRAPPER_KEYS if isinstance(inner := obj.get(key), Mapping) and inner
-               and all(isinstance(v, torch.Tensor) for v in inner.values())}
+               and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in inner.items())}
     if wrapped:
         obj = next(iter(wrapped.values()))
         if len(wrapped) > 1:  # BasicSR keeps params and params_ema: a family class may name the one its authors ran
@@ -73,6 +74,9 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
             preferred = getattr(model_info(config.name).family.cls, "checkpoint_key", None) if config else None
             obj = wrapped.get(preferred, obj)
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if any(not isinstance(k, str) for k in tensors):
+        bad = next(type(k).__name__ for k in tensors if not isinstance(k, str))
+        raise CheckpointError(f"{source}: a tensor is keyed by a {bad}, not a name: not a state dict")
     if not tensors:
         raise CheckpointError(f"{source}: no tensors found (top-level keys: {', '.join(map(str, list(obj)[:8]))})")
     return {k.removeprefix("module."): v for k, v in tensors.items()}
