@@ -67,12 +67,22 @@ def test_output_is_scale_times_input(name: str, scale: int, form: str) -> None:
 
 @pytest.mark.parametrize(("name", "scale"), CASES)
 def test_train_and_deploy_forms_compute_the_same_function(name: str, scale: int) -> None:
+    """Exactness is checked in float64, where a fold that is right differs by rounding only (≤ 4e-14 of the output
+    across the zoo) and a wrong one by orders of magnitude more. In float32 the bound is 1e-5 of the output, or
+    twice float32's own error on the train form where that is larger: random weights make ECBSR-M16C64's 16
+    five-branch blocks amplify to outputs of ~60, and evaluating the train form alone in float32 is then off from
+    float64 by 7e-6 of that, so on some CPUs' kernels train and deploy differ by just over 1e-5."""
     train = _build(name, scale, "train")
     deploy = reparameterize(train)
     x = _lr(name)
     with torch.no_grad():
         ref, out = train(x), deploy(x)
-    assert (ref - out).abs().max() <= 1e-5 * max(1.0, float(ref.abs().max()))
+        train64 = _build(name, scale, "train").double()
+        ref64, out64 = train64(x.double()), reparameterize(train64)(x.double())
+    size = max(1.0, float(ref64.abs().max()))
+    assert (ref64 - out64).abs().max() <= 1e-10 * size
+    float32_error = float((ref.double() - ref64).abs().max())
+    assert (ref - out).abs().max() <= max(1e-5 * size, 2 * float32_error)
     assert get_config(deploy).form == "deploy"  # type: ignore[union-attr]
     if model_info(name).reparameterizable:
         assert deploy.state_dict().keys() != train.state_dict().keys(), "a deploy form must differ"
