@@ -1,6 +1,6 @@
 """Cost of ``esrkit evaluate --model bicubic`` on ten Manga109-sized pages (prints a table; not a test).
 
-    PYTHONPATH=src python benchmarks/evaluate_cost.py [--check] [--images N]
+    PYTHONPATH=src python benchmarks/evaluate_cost.py [--check] [--images N] [--before OLD_SRC]
 
 Manga109 pages are what made evaluation slow (issue item 7), but Manga109 is not redistributable, so this builds
 stand-ins: the first ten Set14 HR images resized with Pillow to 1654×1170 (W×H), written as PNGs to a temporary
@@ -12,8 +12,13 @@ What is measured, and why it is comparable between runs:
   (a temp folder) with esrkit's own cache code; the timed child then only reads them. LR generation is MATLAB
   bicubic and has nothing to do with the metrics, so leaving it out keeps the figure about evaluation proper.
 * The timed child is ``python -m esrkit evaluate --model bicubic --scale 4 --data <folder>``, including
-  interpreter and torch start-up. Its peak RSS comes from ``os.wait4`` on that one child, so nothing this
-  process does (the LR pre-warm, the ``--check`` reference) leaks into it.
+  interpreter and torch start-up. Its peak RSS comes from ``os.wait4`` in a tiny launcher process that starts
+  it: Linux folds the resident size of the image an ``exec`` replaces into ``ru_maxrss``, so a child started
+  straight from this process (torch loaded, pages decoded) would report this process's size as its own peak.
+* ``--before SRC`` also times the same command on another esrkit source tree, in the same run on the same pages
+  (e.g. a ``git worktree`` of the commit before the separable SSIM, ``git worktree add /tmp/before 371296f``
+  and ``--before /tmp/before/src``): the before/after of issue item 7 measured side by side. Its LR comes from
+  the same cache when that tree reads it, else it makes its own (a few seconds, inside its time).
 * "SSIM only" is ``esrkit.metrics.ssim`` on the RGB and Y planes of one real bicubic SR/HR pair (border-cropped,
   as ``calculate_metrics`` does), best of three, in this process.
 * ``--check`` recomputes every image's RGB and Y SSIM with a dense 2-D 11×11 float64 window (``F.conv2d``, esrkit's
@@ -65,20 +70,30 @@ def make_pages(dest: Path, count: int) -> list[Path]:
     return pages
 
 
+# Started by this process, it starts the measured command and reports that command's own peak (see the docstring).
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run one child; return (wall seconds, its own peak RSS in MiB, its stdout)."""
-    with tempfile.TemporaryFile("w+") as out:
+    """Run one command through the launcher; return (wall seconds, its own peak RSS in MiB, its output)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak"
         start = time.perf_counter()
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, str(peak_file), *args], env=env, stdout=out,
+                              stderr=subprocess.STDOUT, cwd=REPO, check=False)
         wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
-    if proc.returncode != 0:
-        sys.exit(f"evaluate_cost: child failed ({proc.returncode}):\n{text}")
-    # ru_maxrss is KiB on Linux, bytes on macOS
-    rss_mib = usage.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+        if proc.returncode != 0:
+            sys.exit(f"evaluate_cost: child failed ({proc.returncode}):\n{text}")
+        # ru_maxrss is KiB on Linux, bytes on macOS
+        rss_mib = int(peak_file.read_text()) / (1024 * 1024 if sys.platform == "darwin" else 1024)
     return wall, rss_mib, text
 
 
@@ -123,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare every image's SSIM with the dense 2-D form")
     parser.add_argument("--images", type=int, default=10, help="number of pages (default 10)")
+    parser.add_argument("--before", type=Path, help="another esrkit src/ folder to time on the same pages")
     opts = parser.parse_args()
 
     from esrkit.data.datasets import resolve_benchmark
@@ -140,11 +156,17 @@ def main() -> None:
         upscaler = Upscaler.from_name("bicubic", scale=SCALE)
         pairs = list(bench.pairs())  # generates and caches the LR images (untimed pre-warm)
 
-        json_out = root / "result.json"
-        cmd = [sys.executable, "-m", "esrkit", "evaluate", "--model", "bicubic", "--scale", str(SCALE),
-               "--data", str(root / "pages"), "--json", str(json_out)]
-        wall, rss, _ = run_child(cmd, env)
-        means = json.loads(json_out.read_text())["results"][0]
+        def evaluate(src: Path, tag: str) -> tuple[float, float, dict]:
+            json_out = root / f"result-{tag}.json"
+            cmd = [sys.executable, "-m", "esrkit", "evaluate", "--model", "bicubic", "--scale", str(SCALE),
+                   "--data", str(root / "pages"), "--json", str(json_out)]
+            child_env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+            wall, rss, _ = run_child(cmd, child_env)
+            return wall, rss, json.loads(json_out.read_text())["results"][0]
+
+        runs = {"this checkout": evaluate(REPO / "src", "now")}
+        if opts.before is not None:
+            runs[f"before ({opts.before})"] = evaluate(opts.before.resolve(), "before")
 
         _, lr, hr = pairs[0]
         sr = upscaler(lr)
@@ -155,13 +177,16 @@ def main() -> None:
 
         print(f"{opts.images} pages of {PAGE_SIZE[0]}×{PAGE_SIZE[1]} (W×H) from Set14 HR; bicubic LR pre-warmed "
               "into a private ESRKIT_CACHE, untimed")
-        print(f"command: python {' '.join(cmd[1:])}")
+        print(f"command: python -m esrkit evaluate --model bicubic --scale {SCALE} --data PAGES --json OUT")
         print(f"{'measure':42s} {'value':>12s}")
-        print(f"{'evaluate wall time (s)':42s} {wall:12.2f}")
-        print(f"{'evaluate peak RSS of the child (MiB)':42s} {rss:12.0f}")
+        for tag, (wall, rss, result) in runs.items():
+            print(f"{tag}:")
+            print(f"{'  evaluate wall time (s)':42s} {wall:12.2f}")
+            print(f"{'  evaluate peak RSS of the child (MiB)':42s} {rss:12.0f}")
+            print(f"  mean SSIM-RGB {result['ssim_rgb']:.12f}  mean SSIM-Y {result['ssim_y']:.12f}  "
+                  f"PSNR-Y {result['psnr_y']:.4f}")
         print(f"{'SSIM only, one pair, RGB (s)':42s} {t_rgb:12.3f}")
         print(f"{'SSIM only, one pair, Y (s)':42s} {t_y:12.3f}")
-        print(f"mean SSIM-RGB {means['ssim_rgb']:.12f}  mean SSIM-Y {means['ssim_y']:.12f}")
 
         if opts.check:
             worst = 0.0
