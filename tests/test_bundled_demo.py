@@ -62,11 +62,14 @@ def _tiny_deploy(path: Path, seed: int = 0) -> Path:
     return save_checkpoint(reparameterize(model), path, provenance=provenance)
 
 
+TINY_SCORES = {"psnr_y_Set5": 12.34, "ssim_y_Set5": 0.56, "psnr_rgb_Set5": 10.5}
+
+
 @pytest.fixture
 def tiny_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A tiny model packaged as the bundled weights and installed through ``$ESRKIT_BUNDLED_WEIGHTS``."""
     src = _tiny_deploy(tmp_path / "run" / "model_deploy.safetensors")
-    path = bundled.package_weights(src, tmp_path / "bundle" / bundled.WEIGHTS_FILE, scores={"psnr_y_Set5": 12.34})
+    path = bundled.package_weights(src, tmp_path / "bundle" / bundled.WEIGHTS_FILE, scores=TINY_SCORES)
     monkeypatch.setenv(bundled.ENV_VAR, str(path))
     return path
 
@@ -170,6 +173,7 @@ def test_models_lists_the_bundled_model_with_its_parameters_and_scores(tiny_bund
     assert "dipnet" in row and f"{params:,}" in row
     flat = _flat(out)
     assert "esrkit'sown,bundled" in flat and "Set512.34dB" in flat  # the packaged scores, not the trainer's 11.11
+    assert "0.56" not in flat and "10.50" not in flat and "ssim" not in flat  # Y-PSNR only: SSIM is not in dB
 
 
 def test_packaged_file_keeps_the_training_metadata_and_adds_scores_and_licence(tiny_bundle: Path) -> None:
@@ -177,7 +181,7 @@ def test_packaged_file_keeps_the_training_metadata_and_adds_scores_and_licence(t
     assert meta["form"] == "deploy" and meta["name"] == "dipnet"
     prov = meta["provenance"]
     assert prov["recipe"]["name"] == "esrkit_x4" and prov["val"] == {"psnr_y_Set5": 11.11}
-    assert prov["scores"] == {"psnr_y_Set5": 12.34} and prov["licence"] == bundled.LICENCE
+    assert prov["scores"] == TINY_SCORES and prov["licence"] == bundled.LICENCE
     assert "Apache-2.0" in prov["licence"] and prov["bundled_as"] == "esrkit_x4"
     assert tiny_bundle.stat().st_size <= 1_000_000
 

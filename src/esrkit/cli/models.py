@@ -57,8 +57,9 @@ def _bundled_row(table: Table, scale: int) -> None:
     recipe = provenance.get("recipe")
     recipe_name = recipe.get("name") if isinstance(recipe, dict) else recipe
     scores = provenance.get("scores") or provenance.get("val") or {}
+    # the scores also hold SSIM and RGB figures: the column shows the papers' figure, Y-PSNR, per benchmark
     score_text = ", ".join(f"{k.removeprefix('psnr_y_')} {float(v):.2f} dB" for k, v in scores.items()
-                           if isinstance(v, int | float))
+                           if k.startswith("psnr_y_") and isinstance(v, int | float))
     paper = f"esrkit's own, bundled: {row['architecture']} trained by esrkit (recipe {recipe_name or '?'})"
     table.add_row(
         BUNDLED_MODEL, row["family"], "-", f"{row['params']:,}" if scale in row["scales"] else "-",
