@@ -17,6 +17,7 @@ import pickle
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import av
@@ -354,6 +355,41 @@ def test_a_video_stream_of_unknown_codec_is_an_image_read_error(tmp_path: Path) 
             read(path)
         assert str(path) in str(info.value)
     assert not (tmp_path / "out.mkv").exists()
+
+
+# video, campaign of 2026-12-03 (fuzz target `video`): an MP4 (mutated seed, MPEG-4 video and AAC audio) whose
+# header declares 1141 frames per 2,052,263,813 s. Every packet muxes, but the trailer (MP4's index) does not:
+# FFmpeg's av_write_trailer returned EINVAL at the output's close, an av.error.ArgumentError naming the temporary
+# file. 1,849 bytes (the fuzzer's 2,180, cut down by deleting chunks while the error held), zlib-compressed.
+_MP4_TRAILER_REFUSED = zlib.decompress(base64.b64decode(
+    "eNpjYGCQSSupLMgszs9lYGBiANFAbJRbYGLIwMDAkVaUmgoUP56bklhyj4nBJ7Es2cxIz8hCz9DAiMFJgeOghAUDA+NmBgF2ILVN4MDs"
+    "+F/HG51WGvQvfXwh7YHst6V/2eY1PLBa4sy8yKBt7QJnfbkl96ez2Age/8/hyLWJj7mX//jJII7Um7YPWj45f1TVcBLyvsW89OXxpPhJ"
+    "2seSGdkvSL1ZZGy/yNqhxFt/ZYv+QcUIJ8/FRzo/SHp8NU6Qdnyw/7JA9wa93szoshkZFbFM0saPzF44MzuJtzT973jkVXbcyf7ShgPT"
+    "2Bv9LL2UtVj11/8V+tm24OcMgT38rQxVBXWrk52iFQojXgtNV2k+qFPD0bA8deOnwE/XVPX1BY8v3vlRpkJl44uJjTp1l/KnZ2fd8uE9"
+    "UMP/9VaTuvfUMMN91/K3i/4T/9vGOD3kcNy7bJ7aDtu/8nGNE76bO6ocM3bsupGpbJv+b/H8/6fcNd0l7HSyv4k9rPZ6FmZ15bPk9No9"
+    "ad3xigIsCT0yoJALfMjCuyxy77vV2a+u/HV7/+Z3VnHgne1vxJxuHZ8aabxNc/aH5JUrd6ZvTzbWXWN8bfZzqb9fXXOC38r4nl7FLdHc"
+    "92dD1NJ/Uzff+fbV99KxJ2/PawTndOnVh3rm3kldqV1UOrdGM9d/p4jZkY9ZDYYvza83N3xXl5J+r5h+WrhoDU/plYzuc5kLhRa+ucex"
+    "pCPrSNCzUFvxo093m8oLJgac8IM7EhbLQgdnez3m0bo1f26gaehV+ath9b3VCz8Hrbj6de3zv6LGO44eVcyaHC4gOb/3Vz233t3UKYsb"
+    "2b79bTq7lt0hP6Xrz6Xb/8Wd2STnf9+3PDIzzHj+Ru/csON2Wl/+CoTe3i65OOdb3attOYn7HTidTeM2WOYU3Vk8TyMqngEK0r8dk17c"
+    "c+i+WMFGg7hTxs0zw91vhIYF56ufmtYh0miUcunOzKqoEFnF7xYKvBO/l+59NDkqEeYD1lW5+fllQENycssyUhhQAPMLoNcaGBgZQAgB"
+    "GFFVofMdGNBBA4qhwKzTXlKUmA1kx5Rkg+1kxjSNUQfDGGLsFYBiBgaV1JSSYiAtk5pTXILQATUXrJfxf25KZiKQofA/Bd3vGkDMwxB6"
+    "BMzRzUjJKYLJlGWmpCKrDAPy8z0S81JyUkFqGFflZualARkiZblgQ5GdqZICkZNJKUpNQ/IGT2lRjgLUgVnFJUk5QPat4pLiFCQ1p4Dl"
+    "TxmOoAB5WoDBA0h74FSBDiT+/weSCanFKcXgeGloaPAHamMB0o4KgmAlLl9BJCtQRB9o4gaQ67Z2CkMMZ1RgONLbwRDK0MIkkgzkbkIp"
+    "B9mAehiZQKGQVFIEDX6IaSCbi0uAUQNxISsk+lmg4sXFUDVMUD+AkoYMUDwZyV/IWAEoV4WavBitgfR8IN4D0Zucj5BjcAbKtwCN1wRi"
+    "X7RkCLOXAZzskRIaI+nJHin5gWO1AexHiEFHYckuFyPZyTuAohKR7HJRFOBOPgyMJtBkU4eWbPKAySYREr74wlEFLRxBGsSBmA0JKyCF"
+    "JQtDDQMwKzHWMegzMCkDw+0pAwMAhjrCrQ=="
+))
+
+
+def test_a_trailer_the_muxer_refuses_is_an_image_read_error_and_leaves_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "odd_rate.mp4"
+    src.write_bytes(_MP4_TRAILER_REFUSED)
+    out = tmp_path / "out" / "odd_rate.mp4"
+    out.parent.mkdir()
+    with pytest.raises(ImageReadError, match="timestamps cannot be stored") as info:
+        upscale_video(src, out, lambda frame: frame)
+    assert str(src) in str(info.value) and ".part" not in str(info.value)
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
 
 
 def test_an_audio_stream_of_unknown_codec_is_an_image_read_error(tmp_path: Path) -> None:

@@ -318,6 +318,15 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                 encode(None)  # flush the encoder's look-ahead
             except av.error.FFmpegError as exc:  # e.g. timestamps the muxer refuses, carried over from the input
                 raise _read_error(src, exc, done=count) from None
+            # The trailer (MP4's index, Matroska's cues) is written here rather than by the with-block's exit, so
+            # that a muxer refusing it is the input's error: timestamps carried over from a file declaring 1141
+            # frames per 2,052,263,813 s overflow MP4's index (found by fuzz/).
+            try:
+                sink.close()
+            except av.error.FFmpegError as exc:
+                reason = getattr(exc, "strerror", None) or type(exc).__name__  # its text names the temporary file
+                raise ImageReadError(f"{src}: {count} frame(s) decoded, but their timestamps cannot be stored in "
+                                     f"a {dst.suffix} file ({reason}; frame rate {rate} from the input)") from None
     return VideoResult(frames=count, width=vout.codec_context.width, height=vout.codec_context.height,
                        audio_streams=len(audio_in))
 
