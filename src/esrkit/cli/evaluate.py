@@ -70,7 +70,8 @@ def evaluate(
     results = []
     staging_ctx = staged_dir(save_dir) if save_dir is not None else contextlib.nullcontext()
     with staging_ctx as staging, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                          TimeElapsedColumn(), console=console, transient=True) as progress:
+                                          TimeElapsedColumn(), console=console, transient=True,
+                                          disable=not console.is_terminal) as progress:  # else a stray newline
         for bench in benches:
             task = progress.add_task(f"{label} ×{scale} {bench.name}", total=len(bench))
             results.append(evaluate_benchmark(upscaler, bench, border=border, save_dir=staging,

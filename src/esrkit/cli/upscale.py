@@ -76,7 +76,8 @@ class _ProgressBar:
         from ..infer.jobs import ProgressHooks
 
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=True, disable=not enabled)
+                                 TimeElapsedColumn(), console=console, transient=True,
+                                 disable=not enabled or not console.is_terminal)  # off a terminal: only a stray newline
         bar = self
 
         class Hooks(ProgressHooks):
