@@ -201,6 +201,12 @@ def test_the_recipe_template_is_valid(tmp_path: Path) -> None:
     # TypeError from sorted(): an anchor where a key should be leaves a None key, beside a misspelt string key
     ("  - iters: 10\n", "  - &ters: 10\n    sched%ler: {}\n", r"stages\.0: unknown key None, 'sched%ler'"),
     ("scale: 2\n", "scale: true\n", r"scale must be an integer, not True"),  # a bool is not a count
+    # ValueError from int('2adan') in smoke(): the fuzzer's schedule (campaign of 2026-12-03), whose stray lr
+    # key is refused first, then the same schedule without it
+    ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: adam, lr: 1.0e-3}\n"
+     "    scheduler: {name: cosine, warmup_iters: 2adan, lr: 5.0e-4}\n", r"stages\.0: scheduler 'cosine' takes no lr"),
+    ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: adam, lr: 1.0e-3}\n"
+     "    scheduler: {name: cosine, warmup_iters: 2adan}\n", r"stages\.0: 'warmup_iters' must be an integer"),
 ])
 def test_a_mistyped_recipe_value_is_an_input_error(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -208,6 +214,19 @@ def test_a_mistyped_recipe_value_is_an_input_error(tmp_path: Path, old: str, new
     with pytest.raises(InputError, match=message) as info:
         load_recipe(path)
     assert str(path) in str(info.value) and info.value.param == "recipe"
+
+
+def test_a_later_stages_bad_schedule_is_refused_when_the_recipe_loads(tmp_path: Path) -> None:
+    """The optimizer and schedule of every stage are built on a stand-in parameter at load time, so a warm-up
+    as long as stage 2 is refused before stage 1 trains (the trainer builds them only when a stage starts)."""
+    path = tmp_path / "two.yaml"
+    second = "  - iters: 5\n    patch: 64\n    batch: 2\n    loss: {l1: 1.0}\n    optimizer: {name: adam, lr: 1.0e-4}\n"
+    path.write_text(_RECIPE + second + "    scheduler: {name: cosine, warmup_iters: 5}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"stages\.1: 'warmup_iters' \(5\) must be below") as info:
+        load_recipe(path)
+    assert str(path) in str(info.value) and info.value.param == "recipe"
+    path.write_text(_RECIPE + second + "    scheduler: {name: cosine, warmup_iters: 4}\n", encoding="utf-8")
+    assert load_recipe(path).stages[1].scheduler == {"name": "cosine", "warmup_iters": 4}
 
 
 def test_a_recipe_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
