@@ -207,6 +207,14 @@ def test_the_recipe_template_is_valid(tmp_path: Path) -> None:
      "    scheduler: {name: cosine, warmup_iters: 2adan, lr: 5.0e-4}\n", r"stages\.0: scheduler 'cosine' takes no lr"),
     ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: adam, lr: 1.0e-3}\n"
      "    scheduler: {name: cosine, warmup_iters: 2adan}\n", r"stages\.0: 'warmup_iters' must be an integer"),
+    # TypeError from sorted() and str.join() over the spec's keys once those specs were checked at load time
+    # (the second campaign): YAML makes `0` an int key and `.0e-4` (no digit before the e) the float key 0.0
+    ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: adam, lr: 1.0e-3}\n"
+     "    scheduler: {name: step, step_size: 10, 0: 1, step_zsize: 2}\n", r"scheduler 'step' takes no 0, step_zsize"),
+    ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: adan, .0e-4}\n",
+     r"stages\.0: optimizer 'adan' takes no 0\.0 "),
+    ("    optimizer: {name: adam, lr: 1.0e-3}\n", "    optimizer: {name: [adam]}\n", r"unknown optimizer \['adam'\]"),
+    ("    loss: {l1: 1.0}\n", "    loss: {l1:0,.1}\n", r"stages\.0: weight of 'l1:0' must be a finite number"),
 ])
 def test_a_mistyped_recipe_value_is_an_input_error(tmp_path: Path, old: str, new: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -217,8 +225,9 @@ def test_a_mistyped_recipe_value_is_an_input_error(tmp_path: Path, old: str, new
 
 
 def test_a_later_stages_bad_schedule_is_refused_when_the_recipe_loads(tmp_path: Path) -> None:
-    """The optimizer and schedule of every stage are built on a stand-in parameter at load time, so a warm-up
-    as long as stage 2 is refused before stage 1 trains (the trainer builds them only when a stage starts)."""
+    """The loss, optimizer and schedule of every stage are built at load time (the optimizer on a stand-in
+    parameter), so a warm-up as long as stage 2, or a loss it does not know, is refused before stage 1 trains
+    (the trainer builds them only when a stage starts)."""
     path = tmp_path / "two.yaml"
     second = "  - iters: 5\n    patch: 64\n    batch: 2\n    loss: {l1: 1.0}\n    optimizer: {name: adam, lr: 1.0e-4}\n"
     path.write_text(_RECIPE + second + "    scheduler: {name: cosine, warmup_iters: 5}\n", encoding="utf-8")
@@ -227,6 +236,9 @@ def test_a_later_stages_bad_schedule_is_refused_when_the_recipe_loads(tmp_path: 
     assert str(path) in str(info.value) and info.value.param == "recipe"
     path.write_text(_RECIPE + second + "    scheduler: {name: cosine, warmup_iters: 4}\n", encoding="utf-8")
     assert load_recipe(path).stages[1].scheduler == {"name": "cosine", "warmup_iters": 4}
+    path.write_text(_RECIPE + second.replace("{l1: 1.0}", "{l1: 1.0, ssim: 0.1}"), encoding="utf-8")
+    with pytest.raises(InputError, match=r"stages\.1: unknown loss 'ssim'"):
+        load_recipe(path)
 
 
 def test_a_recipe_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:

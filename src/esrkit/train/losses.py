@@ -329,7 +329,8 @@ def build_loss(spec: Mapping[str, Any], extra: Mapping[str, nn.Module] | None = 
             raise InputError(f"weight of {name!r} must be a finite number >= 0, got {weight!r}", param="spec")
         if name in extra:
             if kwargs:
-                raise InputError(f"{name!r} is prebuilt; it takes no options ({', '.join(kwargs)})", param="spec")
+                raise InputError(f"{name!r} is prebuilt; it takes no options ({', '.join(map(repr, kwargs))})",
+                                 param="spec")
             module = extra[name]
         elif name in LOSSES:
             try:

@@ -42,9 +42,10 @@ def _spec_name(spec: Mapping[str, Any], table: Mapping[str, tuple[str, ...]], wh
     if not isinstance(spec, Mapping):
         raise InputError(f"must be a mapping with a 'name', got {type(spec).__name__}", param="spec")
     name = spec.get("name")
-    if name not in table:
+    if not isinstance(name, str) or name not in table:  # a YAML list or mapping here is unhashable
         raise InputError(f"unknown {what} {name!r}; choose one of {', '.join(table)}", param="spec")
-    unknown = sorted(set(spec) - {"name", *table[name]})
+    # YAML keys can be numbers or null (``{name: adan, .0e-4}``, found by fuzz/): named by repr, sorted as text
+    unknown = sorted(k if isinstance(k, str) else repr(k) for k in set(spec) - {"name", *table[name]})
     if unknown:
         raise InputError(f"{what} {name!r} takes no {', '.join(unknown)} (it takes {', '.join(table[name])})",
                          param="spec")

@@ -251,23 +251,27 @@ def _validate(recipe: Recipe, source: str) -> None:
             raise InputError(f"{where}: loss must map loss names to weights, e.g. {{l1: 1.0}}", param="recipe")
         if not isinstance(stage.optimizer, dict) or "name" not in stage.optimizer:
             raise InputError(f"{where}: optimizer needs a name (adam, adamw, adan)", param="recipe")
-        _check_optimisation(stage, where)
+        _check_stage_builders(stage, where)
         if stage.prune is not None and not 0.0 < float(stage.prune) < 1.0:
             raise InputError(f"{where}: prune is the share of filters removed, in (0, 1), not {stage.prune}",
                              param="recipe")
         stage.name = stage.name or f"stage{i + 1}"
 
 
-def _check_optimisation(stage: Stage, where: str) -> None:
-    """Build the stage's optimizer and schedule on a stand-in parameter: their builders' own checks (names, keys,
-    value types and ranges, warm-up shorter than the stage) then refuse a bad value of any stage when the recipe is
-    loaded, not when that stage starts after the ones before it have trained (and ``smoke`` can rely on them: a
-    ``warmup_iters`` of ``2adan`` reached its ``int()``, found by fuzz/)."""
+def _check_stage_builders(stage: Stage, where: str) -> None:
+    """Build the stage's loss, optimizer and schedule (on a stand-in parameter): their builders' own checks (names,
+    keys, value types and ranges, a warm-up shorter than the stage) then refuse a bad value of any stage when the
+    recipe is loaded, not when that stage starts after the ones before it have trained (and ``smoke`` can rely on
+    them: a ``warmup_iters`` of ``2adan`` reached its ``int()``, found by fuzz/). The random number streams are
+    left as they were: a loss may initialise modules (the contrastive feature extractor)."""
     import torch
 
+    from .losses import build_loss
     from .optim import build_optimizer, build_scheduler
 
     try:
+        with torch.random.fork_rng(devices=[]):
+            build_loss(stage.loss)
         optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], stage.optimizer)
         if stage.scheduler:
             build_scheduler(optimizer, stage.scheduler, stage.iters)
