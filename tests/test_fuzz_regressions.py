@@ -241,6 +241,18 @@ def test_a_later_stages_bad_schedule_is_refused_when_the_recipe_loads(tmp_path: 
         load_recipe(path)
 
 
+@pytest.mark.parametrize("index", ["--------1", "²", "1_0", " 1"])
+def test_an_override_index_that_is_not_a_plain_integer_is_an_input_error(tmp_path: Path, index: str) -> None:
+    """ValueError from int('--------1') in the --set path (third campaign): the index check took any run of
+    leading minus signs, and str.isdigit() takes superscripts that int() refuses."""
+    path = tmp_path / "ok.yaml"
+    path.write_text(_RECIPE, encoding="utf-8")
+    with pytest.raises(InputError, match="is not an index into a list of 1") as info:
+        load_recipe(path, [f"stages.{index}.iters=3"])
+    assert info.value.param == "set"
+    assert load_recipe(path, ["stages.-1.iters=3"]).stages[0].iters == 3  # a negative index still counts back
+
+
 def test_a_recipe_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
     """UnicodeDecodeError from read_text: a byte 0xff in an otherwise valid recipe."""
     path = tmp_path / "latin.yaml"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -148,7 +149,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def _index(node: list[Any], part: str, path: str, item: str) -> int:
-    if not part.lstrip("-").isdigit() or not -len(node) <= int(part) < len(node):
+    # ASCII digits with at most one minus: str.isdigit() also takes "²" and lstrip("-") took "--1", which int()
+    # refuses (found by fuzz/)
+    if re.fullmatch(r"-?[0-9]+", part) is None or not -len(node) <= int(part) < len(node):
         raise InputError(f"{item!r}: {path} is not an index into a list of {len(node)}", param="set")
     return int(part)
 
