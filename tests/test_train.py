@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from conftest import SHARED, shared_path
 from esrkit.cli import main
 from esrkit.data.io import write_image
+from esrkit.errors import InputError
 from esrkit.train.recipe import available_recipes, load_recipe, smoke
 from esrkit.train.trainer import CHECKPOINT, Trainer
 
@@ -199,6 +200,15 @@ def test_bad_recipe_or_data_is_one_line_exit_2_and_no_run_folder(args: list[str]
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_teacher_key_that_is_a_number_is_named_in_the_error(data: tuple[Path, Path], tmp_path: Path) -> None:
+    """YAML reads ``0:`` as the number 0: the teacher's unknown-key message named it through str.join, a TypeError
+    (the twin of the optimizer-spec finding in tests/test_fuzz_regressions.py)."""
+    recipe = tmp_path / "teacher.yaml"
+    recipe.write_text(TINY + "teacher: {model: rlfn, 0: 1, typo: 2}\n")
+    with pytest.raises(InputError, match=r"teacher: unknown key 0, typo; valid: feature_pairs"):
+        _train(recipe, data, tmp_path / "run")
 
 
 @pytest.mark.shared

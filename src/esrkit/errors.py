@@ -11,6 +11,8 @@ API), and the CLI renders it as the flag the user typed (``--device: no CUDA …
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class EsrkitError(Exception):
     """Base class of user-facing errors (the CLI exits with code 2 on these).
@@ -48,3 +50,11 @@ class CheckpointError(EsrkitError, ValueError):
 class PruningError(EsrkitError, ValueError):
     """A model cannot be pruned structurally (its graph, or its pruned widths, fit no configuration of its
     family)."""
+
+
+def key_list(keys: Iterable[object]) -> str:
+    """``keys`` for a one-line message, comma-separated and sorted as text: strings as they are, anything else by
+    ``repr``. A mapping read from YAML may have number or null keys (``0``, ``.0e-4`` reads as 0.0, an empty key
+    is None), which ``sorted`` and ``str.join`` alone would turn into a TypeError instead of the error that refuses
+    them (found by fuzz/)."""
+    return ", ".join(sorted(k if isinstance(k, str) else repr(k) for k in keys))

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from ..errors import InputError
+from ..errors import InputError, key_list
 
 __all__ = ["EMA", "OPTIMIZERS", "SCHEDULERS", "IterationScheduler", "build_optimizer", "build_scheduler"]
 
@@ -44,10 +44,9 @@ def _spec_name(spec: Mapping[str, Any], table: Mapping[str, tuple[str, ...]], wh
     name = spec.get("name")
     if not isinstance(name, str) or name not in table:  # a YAML list or mapping here is unhashable
         raise InputError(f"unknown {what} {name!r}; choose one of {', '.join(table)}", param="spec")
-    # YAML keys can be numbers or null (``{name: adan, .0e-4}``, found by fuzz/): named by repr, sorted as text
-    unknown = sorted(k if isinstance(k, str) else repr(k) for k in set(spec) - {"name", *table[name]})
+    unknown = set(spec) - {"name", *table[name]}
     if unknown:
-        raise InputError(f"{what} {name!r} takes no {', '.join(unknown)} (it takes {', '.join(table[name])})",
+        raise InputError(f"{what} {name!r} takes no {key_list(unknown)} (it takes {', '.join(table[name])})",
                          param="spec")
     return str(name)
 

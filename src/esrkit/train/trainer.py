@@ -37,7 +37,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
-from ..errors import EsrkitError, InputError
+from ..errors import EsrkitError, InputError, key_list
 from ..fileio import atomic_path, write_text_atomic
 from ..models.registry import get_config
 from .recipe import Recipe, Stage
@@ -248,9 +248,9 @@ class Trainer:
         from .losses import DistillationLoss
 
         known = {"weights", "model", "output_weight", "feature_weight", "feature_pairs"}
-        unknown = sorted(set(spec) - known)
+        unknown = set(spec) - known
         if unknown:
-            raise InputError(f"teacher: unknown key {', '.join(unknown)}; valid: {', '.join(sorted(known))}",
+            raise InputError(f"teacher: unknown key {key_list(unknown)}; valid: {', '.join(sorted(known))}",
                              param="recipe")
         if spec.get("weights"):
             teacher = load_checkpoint(spec["weights"])
