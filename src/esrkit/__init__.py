@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "create_model": "esrkit.models",
+    "create_model": "esrkit.hub",  # the registry's builder plus pretrained=True (released weights)
     "list_models": "esrkit.models",
     "model_info": "esrkit.models",
     "reparameterize": "esrkit.models",

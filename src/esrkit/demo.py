@@ -81,7 +81,7 @@ class DemoResult:
 
 def run_demo(out: str | os.PathLike[str], *, model: str | None = None,
              weights: str | os.PathLike[str] | None = None, device: str | None = "auto", precision: str = "fp32",
-             repeats: int = 3) -> DemoResult:
+             repeats: int = 3, random_weights: bool = False) -> DemoResult:
     """Run the demo into the folder ``out`` (created; existing files of the same names are replaced).
 
     Without ``model`` and ``weights`` the model is esrkit's bundled one (an :class:`InputError` with
@@ -92,6 +92,7 @@ def run_demo(out: str | os.PathLike[str], *, model: str | None = None,
     from .data.io import write_image
     from .data.resize import imresize
     from .fileio import check_output_path, staged_dir
+    from .hub import check_choice
     from .infer import Upscaler
     from .metrics import calculate_metrics
     from .models.registry import get_config
@@ -101,10 +102,10 @@ def run_demo(out: str | os.PathLike[str], *, model: str | None = None,
         raise InputError(f"must be >= 1, got {repeats}", param="repeats")
     label = model or (Path(weights).stem if weights is not None else BUNDLED_MODEL)
     model, weights = resolve_model_choice(model, weights)
-    if weights is not None and not weights.is_file():
-        raise InputError(f"no such file: {weights}", param="weights")
+    check_choice(model, SCALE, weights, random_weights)  # a name without released weights stops here
     hr = load_sample()
-    upscaler = Upscaler.from_name(model, scale=SCALE, weights=weights, device=device, precision=precision)
+    upscaler = Upscaler.from_name(model, scale=SCALE, weights=weights, device=device, precision=precision,
+                                  random_weights=random_weights)
     config = get_config(upscaler.model)
 
     lr = np.asarray(imresize(hr, 1.0 / SCALE))  # uint8 in, uint8 out (rounded), as the benchmarks' LR

@@ -47,6 +47,11 @@ class CheckpointError(EsrkitError, ValueError):
     """A checkpoint cannot be read, is unsafe, or matches no known layout."""
 
 
+class WeightsError(EsrkitError, OSError):
+    """Released weights cannot be had: no released file for that model and scale, a download that fails (refused,
+    404, timeout, truncated), a file whose sha256 differs from the catalogue's, or offline with nothing cached."""
+
+
 class PruningError(EsrkitError, ValueError):
     """A model cannot be pruned structurally (its graph, or its pruned widths, fit no configuration of its
     family)."""

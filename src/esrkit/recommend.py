@@ -45,6 +45,7 @@ class Candidate:
 
     name: str | None = None
     weights: Path | None = None
+    random_weights: bool = False  # a zoo name with random weights, only when asked for (tests, timing)
 
     @property
     def label(self) -> str:
@@ -179,6 +180,7 @@ def recommend(
     """
     from .data.datasets import resolve_benchmark
     from .device import resolve_device
+    from .hub import check_choice
     from .infer import Upscaler
     from .infer.backends import BackendError, ExportError
     from .profile.runtime import check_timing_counts, time_forward
@@ -192,6 +194,8 @@ def recommend(
     if tolerance_db < 0:
         raise InputError(f"must be >= 0, got {tolerance_db}", param="tolerance_db")
     check_timing_counts(warmup=warmup, repeats=repeats, trials=trials, threads=threads)
+    for cand in candidates:  # an unknown name, or one without released weights, fails before anything is scored
+        check_choice(cand.name, scale, cand.weights, cand.random_weights)
     dev = resolve_device(device)
     if threads is None and dev.type == "cpu":
         threads = torch.get_num_threads()  # one explicit count for every backend, not each runtime's default
@@ -206,7 +210,8 @@ def recommend(
     labels = [f"{lab}#{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
     for cand, label in zip(candidates, labels, strict=True):
         step(f"{label} fp32 (reference)")
-        reference = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev))
+        reference = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev),
+                                       random_weights=cand.random_weights)
         fp32[label] = base = _mean_psnr_y(reference, datasets, scale, data_root, crop_multiple)
         x = _timing_input(reference.capabilities, input_size)
         del reference
@@ -217,7 +222,8 @@ def recommend(
             try:
                 with _quiet_precision_warnings():
                     up = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev),
-                                            backend=backend, precision=precision, threads=threads)
+                                            backend=backend, precision=precision, threads=threads,
+                                            random_weights=cand.random_weights)
                 row.psnr_y = _mean_psnr_y(up, datasets, scale, data_root, crop_multiple)
             except (BackendError, ExportError) as exc:
                 row.status, row.reason = "unavailable", exc.message

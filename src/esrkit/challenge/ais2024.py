@@ -77,9 +77,11 @@ def _check_qps(qps: tuple[int, ...] | list[int]) -> tuple[int, ...]:
 
 
 def measure_ais2024_row(
-    weights: str | Path,
+    weights: str | Path | None,
     data: str | Path,
     *,
+    model: str | None = None,
+    random_weights: bool = False,
     team: str | None = None,
     device: str | None = "auto",
     precision: str = "fp32",
@@ -100,11 +102,11 @@ def measure_ais2024_row(
     exactly a quarter. ``runtime_size`` is the LR ``(height, width)`` timed, padded up to the model's size rule.
     """
     from ..data.ais2024 import DECODERS, ffmpeg_version
+    from ..hub import check_choice, load_model
 
     protocol = load_protocol("ais2024")
-    weights = Path(weights)
-    if not weights.is_file():
-        raise InputError(f"no such file: {weights}", param="weights")
+    scale = protocol.scale if weights is None else None  # a checkpoint's own scale is checked below
+    check_choice(model, scale, weights, random_weights)  # ``model``: a zoo name's released weights, or esrkit_x4
     qps = _check_qps(qps)
     if decoder not in DECODERS:
         raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", param="decoder")
@@ -122,16 +124,16 @@ def measure_ais2024_row(
     resolve_precision(precision)
     version = ffmpeg_version()  # fails early, with one line, when FFmpeg or libsvtav1 is missing
 
-    from ..checkpoints import load_checkpoint
     from ..infer import Upscaler
     from ..models import get_config, reparameterize
 
-    model = load_checkpoint(weights)
+    label = model
+    model = load_model(model, scale, weights, random_weights=random_weights)
     config = get_config(model)
     scale = config.scale if config is not None else protocol.scale
     if scale != protocol.scale:
         raise InputError(f"{weights} is a ×{scale} model, {protocol.name} is ×{protocol.scale}", param="weights")
-    name = config.name if config is not None else weights.stem
+    name = label or (config.name if config is not None else Path(str(weights)).stem)
     model = reparameterize(model)  # the deploy form: what the teams submitted and the organizers timed
     upscaler = Upscaler(model, scale, device=device, precision=precision)
 
@@ -166,7 +168,7 @@ def measure_ais2024_row(
     scored = _score(protocol, row, baseline)
     details = {
         **scored,
-        "weights": str(weights),
+        "weights": str(weights) if weights is not None else None,
         "scale": scale,
         "device": str(upscaler.device),
         "precision": upscaler.precision,

@@ -80,9 +80,11 @@ def time_dataset(upscaler: Any, bench: Any, *, trials: int, limit: int | None,
 
 def measure_challenge_row(
     protocol_name: str,
-    weights: str | Path,
+    weights: str | Path | None,
     data_root: str | Path,
     *,
+    model: str | None = None,
+    random_weights: bool = False,
     team: str | None = None,
     device: str | None = "auto",
     precision: str = "fp32",
@@ -107,16 +109,17 @@ def measure_challenge_row(
     if protocol.rule == "ais_score":  # its own measurement: AVIF degradation per QP, Δ over Lanczos, 540p runtime
         from .ais2024 import measure_ais2024_row
 
-        return measure_ais2024_row(weights, data_root, team=team, device=device, precision=precision,
-                                   threads=threads)
+        return measure_ais2024_row(weights, data_root, model=model, random_weights=random_weights, team=team,
+                                   device=device, precision=precision, threads=threads)
     if protocol.rule != "rank_sum" or not protocol.datasets:
         raise InputError(
             f"challenge run supports the bicubic ESR challenges (ntire2023, aim2020), not "
             f"{protocol.name}: its test data and degradations are not reproducible here"
         )
-    weights = Path(weights)
-    if not weights.is_file():
-        raise InputError(f"no such file: {weights}", param="weights")
+    from ..hub import check_choice, load_model
+
+    scale = protocol.scale if weights is None else None  # a checkpoint's own scale is checked below
+    check_choice(model, scale, weights, random_weights)  # ``model``: a zoo name's released weights, or esrkit_x4
     if trials < 1:
         raise InputError(f"must be >= 1, got {trials}", param="trials")
     if runtime_images is not None and runtime_images < 1:
@@ -129,19 +132,19 @@ def measure_challenge_row(
     resolve_precision(precision)
     sets = resolve_challenge_sets(protocol, data_root)
 
-    from ..checkpoints import load_checkpoint
     from ..data.datasets import resolve_benchmark
     from ..evaluate import evaluate_model
     from ..infer import Upscaler
     from ..models import get_config, reparameterize
     from ..profile import profile_model
 
-    model = load_checkpoint(weights)
+    label = model
+    model = load_model(model, scale, weights, random_weights=random_weights)
     config = get_config(model)
     scale = config.scale if config is not None else protocol.scale
     if scale != protocol.scale:
         raise InputError(f"{weights} is a ×{scale} model, {protocol.name} is ×{protocol.scale}", param="weights")
-    name = config.name if config is not None else weights.stem
+    name = label or (config.name if config is not None else Path(str(weights)).stem)
     model = reparameterize(model)  # the deploy form: what the challenges counted and timed
     upscaler = Upscaler(model, scale, device=device, precision=precision)
 
@@ -152,7 +155,7 @@ def measure_challenge_row(
 
     values: dict[str, float] = {}
     details: dict[str, Any] = {
-        "weights": str(weights),
+        "weights": str(weights) if weights is not None else None,
         "scale": scale,
         "device": str(upscaler.device),
         "precision": upscaler.precision,

@@ -156,13 +156,17 @@ def _qp_list(text: str | None) -> tuple[int, ...]:
 @challenge_app.command("run")
 def run_command(
     challenge: Annotated[str, typer.Argument(help="ntire2023, aim2020 or ais2024.")],
-    weights: Annotated[Path, typer.Option("--weights", "-w", help="Checkpoint (.pth or .safetensors).")],
     data_root: Annotated[
         Path,
         typer.Option("--data-root", "--data",
                      help="NTIRE 2023/AIM 2020: the folder holding the challenge's sets (DIV2K_valid, LSDIR_valid). "
                           "AIS 2024: any folder of HR images (the official test set is not public)."),
     ],
+    weights: Annotated[Path | None, typer.Option("--weights", "-w", help="Checkpoint (.pth or .safetensors).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Zoo model (its released weights) or esrkit_x4, "
+                                              "instead of --weights.")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Run --model with random weights "
+                                                 "(tests, timing).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the row (and details) as JSON.")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Name for the row (default: the model name).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -194,7 +198,8 @@ def run_command(
         from ..challenge.ais2024 import measure_ais2024_row, parse_size
 
         document = measure_ais2024_row(
-            weights, data_root, team=team, device=device, precision=precision, qps=_qp_list(qps),
+            weights, data_root, model=model, random_weights=random_weights, team=team, device=device,
+            precision=precision, qps=_qp_list(qps),
             crop_multiple=crop_multiple, decoder=decoder, warmup=warmup, repeats=repeats,
             runtime_size=parse_size(runtime_size),
         )  # fmt: skip
@@ -206,6 +211,8 @@ def run_command(
         challenge,
         weights,
         data_root,
+        model=model,
+        random_weights=random_weights,
         team=team,
         device=device,
         precision=precision,

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import InputError
 from ..fileio import check_output_path, staged_dir, write_json_atomic
 from ._app import app
 
@@ -20,10 +19,13 @@ from ._app import app
 def evaluate(
     data: Annotated[list[str], typer.Option("--data", help="Benchmark folder or standard name (repeatable).")],
     model: Annotated[
-        str | None, typer.Option("--model", help="Zoo model or baseline (bicubic, lanczos); default: esrkit_x4.")
+        str | None, typer.Option("--model", help="Zoo model (its released weights) or baseline (bicubic, lanczos); "
+                                              "default: esrkit_x4.")
     ] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Run a zoo name with random weights "
+                                                 "instead of its released ones (tests, timing).")] = False,
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON here.")] = None,
     save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
@@ -42,13 +44,13 @@ def evaluate(
     from ..data.datasets import resolve_benchmark
     from ..device import resolve_device, resolve_precision
     from ..evaluate import evaluate_benchmark, results_document
+    from ..hub import check_choice
     from ..infer import Upscaler
 
     # Validate everything before any work, so bad input costs nothing and leaves no file behind.
     bundled = weights is None and model in (None, BUNDLED_MODEL)
     model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model
-    if weights is not None and not weights.is_file():
-        raise InputError(f"no such file: {weights}", param="weights")
+    check_choice(model, scale, weights, random_weights)  # a name without released weights stops here
     if json_out is not None:
         check_output_path(json_out, param="json_out")
     if save_dir is not None:
@@ -56,7 +58,7 @@ def evaluate(
     resolve_device(device)
     resolve_precision(precision)
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision,
-                                  backend=backend)
+                                  backend=backend, random_weights=random_weights)
     scale = upscaler.scale  # --scale, or the checkpoint's own
     benches = [resolve_benchmark(d, scale, data_root, crop_multiple=crop_multiple) for d in data]
     trained_on = upscaler.trained_on

@@ -33,6 +33,8 @@ def recommend_command(
     model: Annotated[list[str] | None, typer.Option("--model", help="Zoo model or baseline candidate (repeatable).")]
     = None,
     scale: Annotated[int, typer.Option("--scale", help="Upscaling factor.")] = 4,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Run the --model names with random "
+                                                 "weights instead of their released ones (tests, timing).")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for every backend (default: torch's "
                                                 "count, all physical cores).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu (all backends) or cuda (torch).")] = "cpu",
@@ -57,7 +59,8 @@ def recommend_command(
     for w in weights or []:
         if not w.is_file():
             raise InputError(f"no such file: {w}", param="weights")
-    candidates = [Candidate(weights=w) for w in weights or []] + [Candidate(name=m) for m in model or []]
+    candidates = [Candidate(weights=w) for w in weights or []] + [Candidate(name=m, random_weights=random_weights)
+                                                                  for m in model or []]
     if not candidates:
         raise InputError("give at least one --weights FILE or --model NAME")
     if json_out is not None:
@@ -67,11 +70,6 @@ def recommend_command(
     if tolerance < 0:
         raise InputError(f"must be >= 0, got {tolerance}", param="tolerance")
     resolve_device(device)
-    if model:
-        from ..models import model_info
-
-        for name in model:
-            model_info(name)  # unknown names fail here, before anything is scored
 
     err = Console(stderr=True)
     with err.status("measuring") as status:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InputError
 from ._app import app
 
 
@@ -16,10 +15,13 @@ def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders (searched recursively).",
                                                  metavar="INPUT...", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (or file, for one input file).")],
-    model: Annotated[str | None, typer.Option("--model", help="Zoo model, baseline (bicubic, lanczos) or esrkit_x4 "
-                                              "(default, with no --weights: esrkit's bundled model).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Zoo model (its released weights, downloaded on first "
+                                              "use), baseline (bicubic, lanczos) or esrkit_x4 (default, with no "
+                                              "--weights: esrkit's bundled model).")] = None,
     weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint (.pth or .safetensors).")] = None,
     scale: Annotated[int | None, typer.Option("--scale", help="Scale (default: checkpoint's, else 4).")] = None,
+    random_weights: Annotated[bool, typer.Option("--random-weights", help="Run a zoo name with random weights "
+                                                 "instead of its released ones (tests, timing).")] = False,
     tile: Annotated[int | None, typer.Option("--tile", help="Tile size in LR pixels (default: whole image, "
                                              "tiled automatically when memory runs out).")] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="LR pixels of context around each tile.")] = 16,
@@ -39,19 +41,19 @@ def upscale(
 
     from ..bundled import resolve_model_choice
     from ..device import resolve_device, resolve_precision
+    from ..hub import check_choice
     from ..infer import Upscaler
     from ..infer.jobs import distributed_env, plan_jobs, rank_device, upscale_files
 
     # Everything is checked before a model is built or a file written, so bad input costs nothing.
     model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model
-    if weights is not None and not weights.is_file():
-        raise InputError(f"no such file: {weights}", param="weights")
+    check_choice(model, scale, weights, random_weights)  # a name without released weights stops here
     jobs = plan_jobs(inputs, out, format=format)
     device = rank_device(device)
     resolve_device(device)
     resolve_precision(precision)
     upscaler = Upscaler.from_name(model, scale=scale, weights=weights, device=device, precision=precision,
-                                  tile=tile, tile_overlap=tile_overlap, backend=backend)
+                                  tile=tile, tile_overlap=tile_overlap, backend=backend, random_weights=random_weights)
 
     rank, world, _ = distributed_env()
     console = Console(stderr=True)

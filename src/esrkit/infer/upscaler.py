@@ -86,36 +86,22 @@ class Upscaler:
 
     @classmethod
     def from_name(cls, name: str | None = None, scale: int | None = 4, weights: str | Path | None = None,
-                  deploy: bool = True, backend: str | None = None, **kwargs: object) -> Upscaler:
+                  deploy: bool = True, backend: str | None = None, random_weights: bool = False,
+                  **kwargs: object) -> Upscaler:
         """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models.
 
-        ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of :mod:`esrkit.infer.backends`,
-        which then owns ``precision`` and ``threads``; None runs the module itself, as before. The name
-        ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`). ``scale`` None takes
-        the checkpoint's own scale (4 for a zoo name), read from the one load this method does anyway."""
-        from ..bundled import BUNDLED_MODEL, require_bundled_weights
-        from ..models import create_model, get_config, reparameterize
+        The model comes from :func:`esrkit.hub.load_model`, the resolver every command shares: a zoo name runs
+        its released weights (downloaded, verified and cached on first use), ``esrkit_x4`` the bundled ones, a
+        name with no released weights is a :class:`~esrkit.errors.WeightsError` unless ``random_weights`` is
+        asked for explicitly. ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of
+        :mod:`esrkit.infer.backends`, which then owns ``precision`` and ``threads``; None runs the module itself.
+        ``scale`` None takes the checkpoint's own scale (4 for a zoo name)."""
+        from ..hub import load_model
+        from ..models import get_config, reparameterize
 
-        if scale is not None and scale < 1:
-            raise InputError(f"must be a positive integer, got {scale}", param="scale")
-        if name == BUNDLED_MODEL and weights is None:
-            name, weights = None, require_bundled_weights()
-        if weights is not None:
-            from ..checkpoints import load_checkpoint
-
-            model = load_checkpoint(weights, scale=scale)  # the scale only settles layouts that do not fix it
-            config = get_config(model)
-            if scale is None:
-                scale = config.scale if config is not None else 4
-            if name is not None and config is not None and config.name != name:
-                raise InputError(f"{weights} holds a {config.name!r} model, not {name!r}", param="weights")
-            if config is not None and config.scale != scale:
-                raise InputError(f"{weights} is a ×{config.scale} model, not ×{scale}", param="weights")
-        elif name is not None:
-            scale = 4 if scale is None else scale
-            model = create_model(name, scale=scale)
-        else:
-            raise InputError("give a model name or a checkpoint file (weights)")
+        model = load_model(name, scale, weights, random_weights=random_weights)
+        config = get_config(model)
+        scale = scale if scale is not None else config.scale if config is not None else 4
         if deploy:
             model = reparameterize(model)
         if backend is not None:
