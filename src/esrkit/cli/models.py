@@ -1,71 +1,70 @@
-"""``esrkit models``: the zoo with its provenance, parameter counts and capabilities."""
+"""``esrkit models``: the zoo with its released weights, provenance, parameter counts and capabilities (the records
+are :func:`esrkit.hub.listing.zoo_listing`; this module only prints them)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 
 from ._app import app
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
 
 @app.command("models")
 def list_zoo(
     scale: Annotated[int, typer.Option("--scale", help="Scale at which parameters are counted.")] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON instead of the table (every "
+                                          "released file with URL, sha256, licence and cache state).")] = False,
 ) -> None:
-    """List every registered model: family, parameters (train and deploy form), input range, size rules, paper.
+    """List every model: released weights per scale, their licence and whether they are cached, then family,
+    parameters (train and deploy form), input range, size rules and paper.
 
-    The first row is esrkit's own bundled model (esrkit_x4, the default of upscale and demo), read from its file.
+    The first row is esrkit's own bundled model (esrkit_x4, the default of upscale, evaluate, demo and export).
+    A zoo name runs its released weights (fetched on first use, or with `esrkit pull`); "none" means the
+    command needs --weights FILE (or --random-weights); "no weights" is a parameter-free baseline.
     """
+    from ..hub.listing import zoo_listing
+
+    records = zoo_listing(scale)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2, default=str))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from ..models.registry import zoo_summary
-
     table = Table(title=f"esrkit model zoo (parameters at ×{scale})")
-    for col in ("model", "family", "params", "deploy params", "range", "scales", "min px", "tiles exact", "paper"):
+    for col in ("model", "weights", "licence", "cached", "family", "params", "deploy params", "range", "min px",
+                "tiles exact", "paper"):
         table.add_column(col, justify="right" if "params" in col or col == "min px" else "left", overflow="fold")
-    _bundled_row(table, scale)
-    for row in zoo_summary(scale):
-        caps = row["capabilities"]
-        table.add_row(
-            row["name"], row["family"],
-            "-" if row["params"] is None else f"{row['params']:,}",
-            "-" if row["deploy_params"] is None else f"{row['deploy_params']:,}",
-            f"[0,{row['input_range']:g}]", ",".join(map(str, row["scales"])),
-            str(caps.min_size) + (f" (×{caps.size_multiple})" if caps.size_multiple > 1 else ""),
-            "yes" if caps.tile_exact else "no", row["paper"],
-        )
-    Console(width=180).print(table)
+    for record in records:
+        table.add_row(*_cells(record), end_section=record["bundled"])
+    Console(width=200).print(table)
 
 
-def _bundled_row(table: Table, scale: int) -> None:
-    """esrkit_x4's row: only its deploy form ships, so the train-form count is "-" (and both are "-" at a scale it
-    was not trained for, like the zoo's rows); the paper column says where it comes from (recipe, measured
-    scores) or that this installation lacks the file."""
-    from ..bundled import BUNDLED_MODEL, bundled_summary
+def _scales(files: list[dict[str, Any]]) -> str:
+    return " ".join(f"×{s}" for s in sorted({f["scale"] for f in files})) or "-"
 
-    row = bundled_summary()
-    if row is None:
-        table.add_row(BUNDLED_MODEL, "-", "-", "-", "-", "-", "-", "-",
-                      "esrkit's own model: not in this installation (give --model or --weights)", end_section=True)
-        return
-    caps, provenance = row["capabilities"], row["provenance"]
-    recipe = provenance.get("recipe")
-    recipe_name = recipe.get("name") if isinstance(recipe, dict) else recipe
-    scores = provenance.get("scores") or provenance.get("val") or {}
-    # the scores also hold SSIM and RGB figures: the column shows the papers' figure, Y-PSNR, per benchmark
-    score_text = ", ".join(f"{k.removeprefix('psnr_y_')} {float(v):.2f} dB" for k, v in scores.items()
-                           if k.startswith("psnr_y_") and isinstance(v, int | float))
-    paper = f"esrkit's own, bundled: {row['architecture']} trained by esrkit (recipe {recipe_name or '?'})"
-    table.add_row(
-        BUNDLED_MODEL, row["family"], "-", f"{row['params']:,}" if scale in row["scales"] else "-",
-        f"[0,{row['input_range']:g}]",
-        ",".join(map(str, row["scales"])),
-        str(caps.min_size) + (f" (×{caps.size_multiple})" if caps.size_multiple > 1 else ""),
-        "yes" if caps.tile_exact else "no", paper + (f"; Y-PSNR {score_text}" if score_text else ""),
-        end_section=True,
-    )
+
+def _cells(r: dict[str, Any]) -> list[str]:
+    """One table row; the bundled model's train-form count is "-" as only its deploy form ships."""
+    if r["bundled"] and not r["available"]:
+        return [r["name"], "missing", "-", "-", "-", "-", "-", "-", "-", "-",
+                "esrkit's own model: not in this installation (give --model or --weights)"]
+    if not r["needs_weights"]:
+        weights, licence, cached = "no weights", "-", "-"
+    elif r["bundled"]:
+        weights, licence, cached = "bundled", "Apache-2.0", "-"
+    else:
+        released = r["released"]
+        weights = _scales(released) if released else "none"
+        licence = ", ".join(r["licences"]) or "-"
+        cached = _scales([f for f in released if f["cached"]])
+    caps = r["capabilities"]
+    size = str(caps["min_size"]) + (f" (×{caps['size_multiple']})" if caps["size_multiple"] > 1 else "")
+    return [r["name"], weights, licence, cached, r["family"], _count(r["params"]), _count(r["deploy_params"]),
+            f"[0,{r['input_range']:g}]", size, "yes" if caps["tile_exact"] else "no", r["paper"]]
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"

@@ -202,7 +202,8 @@ def profile_command(
     labels = [name if (fit := valid_input_size(net, size)) == size else f"{name} @{fit[0]}x{fit[1]}"
               for name, net, _ in targets]
     table = ProfileTable(labels)
-    _emit(_describe(size, targets, form, rules, dev, precision, runtime, warmup, repeats, trials, threads))
+    _emit(_describe(size, targets, form, rules, dev, precision, runtime, warmup, repeats, trials, threads,
+                    random_weights=weights is None))
     for line in table.header():
         _emit(line)
     results = []
@@ -231,11 +232,15 @@ def _describe(
     repeats: int,
     trials: int,
     threads: int | None,
+    random_weights: bool = False,
 ) -> str:
-    """The line above the table saying what was measured and how, so a pasted table carries its settings."""
+    """The line above the table saying what was measured and how, so a pasted table carries its settings. A zoo
+    name is profiled with random weights (counts and timings do not depend on the values), and the line says so."""
     scales = sorted({s for _, _, s in targets if s is not None})
     scale = f"×{scales[0]}" if len(scales) == 1 else "scale as loaded"
     what = f"esrkit profile: {size[0]}x{size[1]} LR input, {scale}, {form} form, {rules} rules"
+    if random_weights:
+        what += ", random weights (counts and runtime do not depend on them)"
     if not runtime:
         return f"{what}; not timed"
     if device.type == "cpu":

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..bundled import BUNDLED_MODEL, require_bundled_weights
-from ..errors import CheckpointError, InputError, UnknownModelError, WeightsError
+from ..errors import CheckpointError, InputError, WeightsError
 from . import catalogue
 from .cache import cached_file
 from .download import fetch, register_file
@@ -46,17 +46,10 @@ def known_names() -> list[str]:
 
 
 def _info(name: str) -> Any:
-    """The registry entry of ``name``; an unknown name lists the bundled model among the close matches too."""
-    import difflib
-
+    """The registry entry of ``name`` (an unknown name's error lists every ``known_names`` entry)."""
     from ..models.registry import model_info
 
-    try:
-        return model_info(name)
-    except UnknownModelError:
-        close = difflib.get_close_matches(name, known_names(), n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known_names())}"
-        raise UnknownModelError(f"unknown model {name!r}; {hint}", param="model") from None
+    return model_info(name)
 
 
 def _no_weights_error(name: str, scale: int) -> WeightsError:
@@ -194,7 +187,9 @@ def pull(names: list[str] | None = None, scale: int | None = None, all_models: b
         if not found and names:  # (--all with --scale skips the models released at other scales)
             if not catalogue.needs_weights(name):
                 raise InputError(f"{name} has no parameters: there are no weights to pull")
-            raise _no_weights_error(name, scale or 4)
+            scales = sorted({e.scale for e in catalogue.entries_for(name)})
+            raise WeightsError(f"{name}: " + (f"released weights exist for ×{', ×'.join(map(str, scales))} only"
+                                              if scales else "no released weights are known for it, nothing to pull"))
         wanted += found
     if from_file is not None:
         entry, path = register_file(wanted, from_file)

@@ -35,6 +35,9 @@ from torch import nn
 from ..errors import InputError, UnknownModelError
 
 Shapes = Mapping[str, tuple[int, ...]]
+# esrkit's bundled model (:data:`esrkit.bundled.BUNDLED_MODEL`, a test checks they agree): a name every --model takes
+# and unknown-model errors list. Not imported from there: esrkit.bundled loads checkpoints, which import this module.
+BUNDLED_MODEL = "esrkit_x4"
 
 
 @dataclass(frozen=True)
@@ -228,9 +231,15 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(list_models())}"
-        raise UnknownModelError(f"unknown model {name!r}{hint}", param="model") from None
+        pass
+    # Names a command's --model takes: the zoo and esrkit's bundled model (a weights file, not an architecture).
+    known = sorted([*_REGISTRY, BUNDLED_MODEL])
+    if name == BUNDLED_MODEL:
+        raise UnknownModelError(f"{name} is esrkit's bundled model, a weights file rather than a zoo architecture; "
+                                "load it with Upscaler.from_name or esrkit.bundled", param="model")
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(known)}"
+    raise UnknownModelError(f"unknown model {name!r}{hint}", param="model") from None
 
 
 def create_model(name: str, scale: int = 4, **hparams: Any) -> nn.Module:
