@@ -46,3 +46,12 @@ def randomize_weights(model, seed: int = 0, gain: float = 0.7, bias: float = 0.1
             noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
             p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else bias * noise)
     return model
+
+
+@pytest.fixture(autouse=True)
+def _weights_cache_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the user's weights cache or reaches the network: ``XDG_CACHE_HOME`` is a fresh folder and
+    ``ESRKIT_OFFLINE=1`` (tests of downloads undo it and serve files from their own loopback server)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    monkeypatch.setenv("ESRKIT_OFFLINE", "1")
+    monkeypatch.delenv("ESRKIT_WEIGHTS_MIRROR", raising=False)

@@ -216,7 +216,7 @@ def _printed(out: str, label: str) -> tuple[float, float]:
 def test_demo_writes_the_panels_and_a_self_contained_page_and_prints_matching_scores(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--model", "rlfn_ntire", "-o", str(out), "--device", "cpu"]) == 0
+    assert main(["demo", "--model", "rlfn_ntire", "--random-weights", "-o", str(out), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     hr = read_image(out / "hr.png")
     np.testing.assert_array_equal(hr, read_image(bundled_sample()))

@@ -104,6 +104,7 @@ def no_released_weights() -> list[str]:
     return list(_document()["no_released_weights"])
 
 
+@cache
 def needs_weights(model: str) -> bool:
     """Whether ``model`` has parameters at all: the interpolation baselines have none, so their name is already
     the real thing. Decided from the built module (on the meta device, no memory), not from a list."""

@@ -90,19 +90,33 @@ def check_choice(name: str | None, scale: int | None = 4, weights: str | os.Path
 
 def load_released(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> nn.Module:
     """The model ``name`` at ``scale`` with its released weights (fetched on first use), in the form of the file
-    it resolved to. Raises :class:`WeightsError` when nothing is released at that scale or it cannot be had."""
+    it resolved to. Raises :class:`WeightsError` when nothing is released at that scale or it cannot be had.
+
+    Both forms of a model compute the same function, so a cached file of either form is used before anything is
+    fetched (a file registered with ``pull --from`` works offline), and when the preferred form cannot be fetched
+    (a mirror holding only the other one) the other form is tried; the first failure is the one reported.
+    """
     from ..checkpoints import load_checkpoint
     from ..models.registry import get_config
 
-    entry = catalogue.choose(name, scale, prefer)
-    if entry is None:
+    ranked = sorted(catalogue.entries_for(name, scale), key=lambda e: e.form != prefer)
+    if not ranked:
         raise _no_weights_error(name, scale)
-    path = fetch(entry, reporter)
+    path = next((p for e in ranked if (p := cached_file(e)) is not None), None)
+    first_error: WeightsError | None = None
+    for entry in ranked if path is None else []:
+        try:
+            path = fetch(entry, reporter)
+            break
+        except WeightsError as exc:
+            first_error = first_error or exc
+    if path is None:
+        raise first_error or _no_weights_error(name, scale)
     model = load_checkpoint(path, scale=scale)
     config = get_config(model)
     if config is None or (config.name, config.scale) != (name, scale):
         got = "an unknown layout" if config is None else f"{config.name} ×{config.scale}"
-        raise CheckpointError(f"{path}: the catalogue's {entry.label} file loads as {got}")
+        raise CheckpointError(f"{path}: a released {name} ×{scale} file loads as {got}")
     return model
 
 
