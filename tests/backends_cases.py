@@ -187,7 +187,7 @@ def test_typed_errors(monkeypatch):
     with pytest.raises(bk.UnknownBackendError, match="tensorrt"):
         bk.make_runner(model, "tensorrt")
     with pytest.raises(bk.BackendError):  # every backend error is an InputError: exit 2 on the command line
-        Upscaler.from_name("rlfn_ntire", backend="nope")
+        Upscaler.from_name("rlfn_ntire", backend="nope", random_weights=True)
     if HAS_ORT:
         with pytest.raises(bk.PrecisionNotSupportedError, match="onnxruntime"):
             bk.make_runner(model, "onnxruntime", precision="bf16")

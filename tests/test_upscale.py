@@ -229,7 +229,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case: str, needle: str,
     src = tmp_path / "in"
     src.mkdir()
     out = tmp_path / "out"
-    model = ["--model", "rlfn" if case == "tile_below_minimum" else "bicubic"]
+    model = ["--model", "rlfn", "--random-weights"] if case == "tile_below_minimum" else ["--model", "bicubic"]
     inputs = [str(_image(src / "a.png"))]
     extra: list[str] = []
     if case == "corrupt_image":
