@@ -375,3 +375,26 @@ def test_models_lists_weights_licence_and_cache_and_json_carries_the_licence(
             for line in capsys.readouterr().out.splitlines() if line.count("│") > 5 and line.split("│")[1].strip()}
     assert rows["dipnet"] == ["×4", "MIT", "-"] and rows["lkdn"] == ["×2 ×3 ×4", "MIT", "-"]
     assert rows["mdrn"][0] == "none" and rows["bicubic"][0] == "no weights" and rows["pan"][1] == "none stated"
+
+
+# ------------------------------------------------------------------------------- the bundled model by name
+
+
+def test_recommend_and_export_take_the_bundled_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from esrkit.bundled import bundled_weights_path
+    from esrkit.data.io import write_image
+    from esrkit.recommend import Candidate, recommend
+
+    if bundled_weights_path() is None:
+        pytest.skip("this checkout has no bundled esrkit_x4 weights")
+    monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "lr-cache"))
+    yy, xx = np.mgrid[0:32, 0:32] / 8.0
+    image = np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)], -1) * 100 + 128
+    write_image(tmp_path / "HR" / "a.png", image.astype(np.uint8))
+    result = recommend([Candidate(name="esrkit_x4")], [tmp_path / "HR"], min_psnr=0.0, combos=[("torch", "fp32")],
+                       input_size=(16, 16), threads=1, warmup=0, repeats=1)
+    assert result.best is not None and result.best.model == "esrkit_x4"
+    pytest.importorskip("onnx")
+    assert main(["export", "--onnx", str(tmp_path / "m.onnx"), "--no-verify"]) == 0  # no --model: the bundled one
+    assert "esrkit_x4 ×4, deploy form" in capsys.readouterr().out and (tmp_path / "m.onnx").stat().st_size > 0
