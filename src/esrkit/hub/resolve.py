@@ -135,7 +135,8 @@ def load_model(name: str | None, scale: int | None = 4, weights: str | os.PathLi
     if name == BUNDLED_MODEL and weights is None:
         name, weights = None, require_bundled_weights()
     if weights is not None:
-        model = load_checkpoint(weights, scale=scale)  # the scale only settles layouts that do not fix it
+        # the scale only settles layouts that do not fix it (PAN ×2/×3)
+        model = load_checkpoint(weights) if scale is None else load_checkpoint(weights, scale=scale)
         config = get_config(model)
         if name is not None and config is not None and config.name != name:
             raise InputError(f"{weights} holds a {config.name!r} model, not {name!r}", param="weights")
