@@ -400,3 +400,9 @@ def test_recommend_and_export_take_the_bundled_model(tmp_path: Path, monkeypatch
     pytest.importorskip("onnx")
     assert main(["export", "--onnx", str(tmp_path / "m.onnx"), "--no-verify"]) == 0  # no --model: the bundled one
     assert "esrkit_x4 ×4, deploy form" in capsys.readouterr().out and (tmp_path / "m.onnx").stat().st_size > 0
+
+
+def test_profile_keeps_random_weights_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "--model", "rfdn", "--no-runtime", "--input", "32x32"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("esrkit profile:") and "random weights" in header
