@@ -272,21 +272,30 @@ def test_two_concurrent_pulls_of_one_file_both_succeed(mirror: _Mirror) -> None:
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("mode", ["corrupt", "404", "truncate", "unreachable"])
+@pytest.mark.parametrize("mode", ["corrupt", "404", "truncate", "unreachable", "timeout"])
 def test_a_failed_download_is_one_line_exit_2_and_caches_nothing(mode: str, mirror: _Mirror, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str],
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from PIL import Image
 
+    from esrkit.hub import download
+
+    silent = socket.socket()  # "timeout": the kernel accepts the connection, nobody ever answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
     if mode == "unreachable":
         with socket.socket() as sock:  # a port nothing listens on once this socket is closed
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         monkeypatch.setenv("ESRKIT_WEIGHTS_MIRROR", f"http://127.0.0.1:{port}")
+    if mode == "timeout":
+        monkeypatch.setattr(download, "TIMEOUT_S", 0.5)
+        monkeypatch.setenv("ESRKIT_WEIGHTS_MIRROR", f"http://127.0.0.1:{silent.getsockname()[1]}")
     mirror.mode = mode
-    line = _one_line_error(capsys, main(["pull", "dipnet"]))
+    with silent:
+        line = _one_line_error(capsys, main(["pull", "dipnet"]))
     needle = {"corrupt": "differs from the catalogue's", "404": "HTTP 404", "truncate": "truncated",
-              "unreachable": "cannot connect"}[mode]
+              "unreachable": "cannot connect", "timeout": "timed out"}[mode]
     assert needle in line and "127.0.0.1:" in line and "esrkit pull dipnet --from FILE" in line, line
     assert "ESRKIT_WEIGHTS_MIRROR" in line
     assert _cached_files() == []
