@@ -170,17 +170,22 @@ def test_rgba_through_the_bundled_model(tmp_path: Path) -> None:
     assert np.array_equal(alpha, imresize(rgba[..., 3], 4))
 
 
-def test_transparent_palette_and_grey_alpha_keep_alpha(tmp_path: Path) -> None:
+def test_transparent_palette_grey_alpha_and_colour_key_come_out_rgba(tmp_path: Path) -> None:
     rgba = _rgba()
     palette = Image.fromarray(rgba[..., :3]).quantize(colors=8)
-    palette.info["transparency"] = 0
     palette.save(tmp_path / "p.png", transparency=0)
     Image.fromarray(np.dstack([rgba[..., 1], rgba[..., 3]]), "LA").save(tmp_path / "la.png")
-    for name, mode in (("p", "RGBA"), ("la", "LA")):
+    keyed = _smooth()
+    Image.fromarray(keyed).save(tmp_path / "key.png", transparency=tuple(int(v) for v in keyed[0, 0]))
+    with Image.open(tmp_path / "p.png") as img:
+        hidden = np.asarray(img.convert("RGBA"))[..., 3] == 0  # where the palette's transparent entry is used
+    expected_alpha = {"p": np.where(hidden, 0, 255), "la": rgba[..., 3], "key": np.where(
+        (keyed == keyed[0, 0]).all(axis=2), 0, 255)}
+    for name, alpha in expected_alpha.items():
         assert _run(tmp_path / f"{name}.png", tmp_path / "out") == 0
         with Image.open(tmp_path / "out" / f"{name}.png") as out:
-            assert out.mode == mode and out.size == (4 * W, 4 * H), name
-            assert np.asarray(out.getchannel("A")).min() == 0
+            assert out.mode == "RGBA" and out.size == (4 * W, 4 * H), name
+            assert np.array_equal(np.asarray(out.getchannel("A")), imresize(alpha.astype(np.uint8), 4)), name
 
 
 def test_upscale_alpha_in_bands_equals_the_whole_plane() -> None:
@@ -297,7 +302,7 @@ def _frames(count: int = 3, alpha: bool = False) -> list[Image.Image]:
 
 
 @pytest.mark.parametrize(("src_fmt", "out_fmt"), [("webp", "webp"), ("png", "png"), ("gif", "png"),
-                                                   ("webp", "png")])
+                                                   ("webp", "png"), ("png", "avif")])
 def test_animation_keeps_frames_durations_and_loop(tmp_path: Path, src_fmt: str, out_fmt: str) -> None:
     frames = _frames(3, alpha=src_fmt != "gif")
     durations = [100, 150, 250]
@@ -306,7 +311,8 @@ def test_animation_keeps_frames_durations_and_loop(tmp_path: Path, src_fmt: str,
                    loop=3, **params)
     assert _run(tmp_path / f"anim.{src_fmt}", tmp_path / "out", "--format", out_fmt) == 0
     with Image.open(tmp_path / "out" / f"anim.{out_fmt}") as out:
-        assert out.format == out_fmt.upper() and out.n_frames == 3 and out.info.get("loop") == 3
+        assert out.format == out_fmt.upper() and out.n_frames == 3
+        assert out.info.get("loop") == (None if out_fmt == "avif" else 3)  # Pillow's AVIF has no loop count
         seen = []
         for k in range(3):
             out.seek(k)
@@ -317,7 +323,31 @@ def test_animation_keeps_frames_durations_and_loop(tmp_path: Path, src_fmt: str,
     for k, sr in enumerate(seen):
         assert abs(sr[..., 2].mean() - 60 * k) < 4  # frame k is input frame k
         if src_fmt != "gif":
-            assert abs(sr[..., 3].mean() - (255 - 80 * k)) < 1  # and keeps its alpha
+            assert abs(sr[..., 3].mean() - (255 - 80 * k)) < 2  # and keeps its alpha
+
+
+def test_gif_with_transparency_comes_out_as_apng_with_alpha(tmp_path: Path) -> None:
+    frames = []
+    for k in range(2):
+        frame = Image.fromarray(np.roll(_smooth(), 4 * k, axis=0)).quantize(colors=16)
+        frame.info["transparency"] = 3
+        frames.append(frame)
+    frames[0].save(tmp_path / "t.gif", save_all=True, append_images=frames[1:], duration=[70, 90], loop=0,
+                   transparency=3, disposal=2)
+    with Image.open(tmp_path / "t.gif") as img:
+        expected = []
+        for k in range(2):
+            img.seek(k)
+            expected.append(np.asarray(img.convert("RGBA"))[..., 3])
+    assert any((a == 0).any() for a in expected)
+    assert _run(tmp_path / "t.gif", tmp_path / "out") == 0
+    with Image.open(tmp_path / "out" / "t.png") as out:
+        assert out.n_frames == 2 and out.info.get("loop") == 0
+        for k in range(2):
+            out.seek(k)
+            out.load()
+            assert out.mode == "RGBA" and out.info.get("duration") == [70, 90][k]
+            assert np.array_equal(np.asarray(out.getchannel("A")), imresize(expected[k], 4)), k
 
 
 def test_animation_to_jpeg_and_multipage_tiff_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,9 +10,10 @@ as Real-ESRGAN and chaiNNer users expect. :func:`read_source` therefore decodes,
   has its orientation reset to 1 in place (:func:`reset_orientation`), every other byte as it was, so no viewer
   turns the output a second time. Other EXIF tags (the camera's pixel dimensions, its thumbnail) describe the
   original and are carried as they are; XMP is not carried (it may hold a second orientation);
-* **alpha**: RGBA, grey+alpha and transparent palette images keep their alpha as a channel (palette ones expanded
-  to RGBA); the colour under it is kept as stored, never composited or premultiplied;
-* **grey** stays one channel (``L``, 16-bit ``I;16``), as Real-ESRGAN does; grey with alpha is kept as grey+alpha;
+* **alpha**: RGBA, grey+alpha (``LA``) and transparent palette or colour-key (PNG ``tRNS``) images keep their
+  alpha, all as RGBA (as OpenCV reads them for Real-ESRGAN and chaiNNer); the colour under it is kept as stored,
+  never composited or premultiplied;
+* **grey** without alpha stays one channel (``L``, 16-bit ``I;16``), as Real-ESRGAN keeps it;
 * **bit depth**: 16-bit PNG and TIFF keep 16 bits. Pillow reads 16-bit grey itself but reduces 16-bit RGB(A) to
   its high byte, so those are decoded with FFmpeg's PNG/TIFF decoders through PyAV (already esrkit's video
   library) after Pillow has read and checked the header;
@@ -23,8 +24,8 @@ as Real-ESRGAN and chaiNNer users expect. :func:`read_source` therefore decodes,
 * **ICC profile** and raw **EXIF** bytes, to be written back by :mod:`esrkit.data.image_save`. EXIF from a TIFF
   is not carried (there the tags are the TIFF's own structure); its orientation is still applied.
 
-Frames come back as ``H×W×C`` arrays with C = 1 (grey), 2 (grey+alpha), 3 (RGB) or 4 (RGBA), dtype uint8 or
-uint16, all frames of one image alike.
+Frames come back as ``H×W×C`` arrays with C = 1 (grey), 3 (RGB) or 4 (RGBA), dtype uint8 or uint16, all frames
+of one image alike.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SourceImage:
 
     path: Path
     format: str  # Pillow's name of the source format: PNG, JPEG, WEBP, GIF, TIFF, AVIF, BMP...
-    frames: list[np.ndarray]  # H×W×C, C in 1-4, uint8 or uint16, upright
+    frames: list[np.ndarray]  # H×W×C, C = 1, 3 or 4, uint8 or uint16, upright
     durations: list[int] = field(default_factory=list)  # milliseconds per frame (animations only)
     loop: int | None = None  # the animation's loop count (0: forever; None: not stated, plays once)
     icc_profile: bytes | None = None
@@ -66,7 +67,7 @@ class SourceImage:
 
     @property
     def has_alpha(self) -> bool:
-        return self.channels in (2, 4)
+        return self.channels == 4
 
     @property
     def transparent(self) -> bool:
@@ -187,41 +188,34 @@ def _read_frames(path: Path, img: Image.Image, count: int, source: SourceImage) 
         frames.append(_frame_array(img))
         source.durations.append(max(0, round(float(img.info.get("duration") or 0))))
     channels = max(f.shape[2] for f in frames)
-    if channels == 2 and any(f.shape[2] == 3 for f in frames):
-        channels = 4
     source.frames = [_widen(f, channels) for f in frames]
 
 
 def _widen(frame: np.ndarray, channels: int) -> np.ndarray:
     """``frame`` with ``channels`` channels: grey replicated to RGB, an opaque alpha added (frames of a GIF or
     APNG may differ in mode; an animation's frames are made alike)."""
-    have = frame.shape[2]
-    if have == channels:
+    if frame.shape[2] == channels:
         return frame
-    colour = frame[..., : 3 if have >= 3 else 1]
-    if channels >= 3 and colour.shape[2] == 1:
-        colour = np.repeat(colour, 3, axis=2)
-    if channels in (2, 4):
-        alpha = frame[..., -1:] if have in (2, 4) else np.full_like(frame[..., :1], np.iinfo(frame.dtype).max)
-        return np.concatenate([colour, alpha], axis=2)
+    colour = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
+    if channels == 4:
+        return np.concatenate([colour, np.full_like(colour[..., :1], np.iinfo(frame.dtype).max)], axis=2)
     return colour
 
 
 def _frame_array(img: Image.Image) -> np.ndarray:
-    """The current frame as H×W×C (grey, grey+alpha, RGB or RGBA; uint16 for 16-bit grey)."""
+    """The current frame as H×W×C (grey, RGB or RGBA; uint16 for 16-bit grey)."""
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         grey = np.asarray(img)
         if mode == "I":  # 32-bit ints, as Pillow loads some 16-bit PNG/TIFF
             grey = np.clip(grey, 0, 65535)
         return grey.astype(np.uint16)[:, :, None]
-    if mode in ("1", "L"):
+    keyed = "transparency" in img.info  # a palette's alpha, or a colour key (tRNS) of an L or RGB image
+    if mode in ("1", "L") and not keyed:
         return np.asarray(img.convert("L"), dtype=np.uint8)[:, :, None]
-    if mode in ("LA", "La"):
-        return np.asarray(img.convert("LA"), dtype=np.uint8).reshape(img.size[1], img.size[0], 2)
-    if mode == "P":
-        mode = "RGBA" if "transparency" in img.info else "RGB"
-    elif mode in ("PA", "RGBa", "RGBA"):
+    if mode in ("P", "L", "RGB"):
+        mode = "RGBA" if keyed else "RGB"
+    elif mode in ("LA", "La", "PA", "RGBa", "RGBA"):
         mode = "RGBA"
     else:
         mode = "RGB"  # RGB itself, and CMYK, YCbCr, LAB, HSV, RGBX, F converted as read_image converts them
@@ -229,7 +223,8 @@ def _frame_array(img: Image.Image) -> np.ndarray:
 
 
 def _deep_colour(path: Path, img: Image.Image) -> bool:
-    """True for a 16-bit colour (or grey+alpha) PNG or TIFF, which Pillow would reduce to 8 bits."""
+    """True for a 16-bit colour (or grey+alpha) PNG or TIFF, which Pillow would reduce to 8 bits (a colour key
+    is not looked for here: FFmpeg ignores it, and it is rare at 16 bits)."""
     if img.mode not in ("RGB", "RGBA", "LA"):
         return False
     if img.format == "PNG":
@@ -246,7 +241,7 @@ def _decode_deep(path: Path, img: Image.Image) -> np.ndarray:
     """A 16-bit colour PNG/TIFF at full depth, decoded by FFmpeg (PyAV) once Pillow has checked its header."""
     import av
 
-    alpha = img.mode in ("RGBA", "LA")
+    alpha = img.mode in ("RGBA", "LA")  # grey+alpha comes back as RGBA, like 8-bit LA
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0))
@@ -257,5 +252,4 @@ def _decode_deep(path: Path, img: Image.Image) -> np.ndarray:
     if array.shape[:2] != (img.size[1], img.size[0]):
         raise ImageReadError(f"{path}: its 16-bit samples decode to {array.shape[1]}×{array.shape[0]}, not the "
                              f"{img.size[0]}×{img.size[1]} its header states")
-    array = array.astype(np.uint16, copy=False)
-    return array[..., [0, 3]] if img.mode == "LA" else array
+    return array.astype(np.uint16, copy=False)

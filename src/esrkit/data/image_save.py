@@ -4,14 +4,14 @@ What each output format keeps, and the decisions where it cannot keep something:
 
 * **ICC profile**, byte for byte, in PNG (``iCCP``), JPEG (APP2), WebP (``ICCP``) and AVIF (``colr``), when it
   describes the output's colour space (header bytes 16-20: ``RGB `` for colour, ``GRAY`` for grey). A CMYK
-  profile (a CMYK JPEG is converted to RGB on reading) or a grey profile on an output made RGB (WebP and AVIF
-  hold no grey) no longer describes the pixels and is left out.
+  profile (a CMYK JPEG is converted to RGB on reading) or a grey profile on an output made RGB (grey+alpha is
+  read as RGBA; WebP and AVIF hold no grey) no longer describes the pixels and is left out.
 * **EXIF**, orientation already reset to 1 (the pixels are upright), in PNG (``eXIf``), JPEG (APP1, when within
   its 64 KB segment), WebP and AVIF.
 * **Alpha** in PNG, WebP and AVIF. JPEG has none: an input with any transparency is *refused* for JPEG output,
   with one line, before the model runs (:func:`check_output`), rather than composited on a background colour the
   user never chose; an alpha that is opaque everywhere is dropped (nothing is lost).
-* **16 bits** in PNG only (grey, grey+alpha, RGB, RGBA): Pillow writes 16-bit grey but no 16-bit colour, so
+* **16 bits** in PNG only (grey, RGB, RGBA): Pillow writes 16-bit grey but no 16-bit colour, so
   16-bit PNGs are written by :func:`encode_png16` (Paeth-filtered, zlib, in row bands so that memory stays the
   image plus a band). WebP, JPEG and AVIF get 8 bits, ``round(v / 257)``.
 * **Grey** stays grey in PNG and JPEG; WebP and AVIF hold only colour, so grey is replicated there.
@@ -103,11 +103,10 @@ def _for_format(frame: np.ndarray, fmt: str) -> np.ndarray:
     an (all-opaque, see :func:`check_output`) alpha dropped for JPEG."""
     if frame.dtype == np.uint16:
         frame = ((frame.astype(np.uint32) + 128) // 257).astype(np.uint8)  # = round(v / 257), no .5 ties
-    if fmt == "JPEG" and frame.shape[2] in (2, 4):
-        frame = frame[..., :-1]
-    if fmt not in _GREY_OUT and frame.shape[2] <= 2:
-        grey = np.repeat(frame[..., :1], 3, axis=2)
-        frame = np.concatenate([grey, frame[..., 1:]], axis=2) if frame.shape[2] == 2 else grey
+    if fmt == "JPEG" and frame.shape[2] == 4:
+        frame = frame[..., :3]
+    if fmt not in _GREY_OUT and frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
     return np.ascontiguousarray(frame)
 
 
@@ -115,7 +114,7 @@ def _matching_icc(icc: bytes | None, channels: int) -> bytes | None:
     """``icc`` when its colour space (header bytes 16-20) is that of the output's channels, else None."""
     if icc is None or len(icc) < 20:
         return None
-    return icc if icc[16:20] == (b"GRAY" if channels <= 2 else b"RGB ") else None
+    return icc if icc[16:20] == (b"GRAY" if channels == 1 else b"RGB ") else None
 
 
 def encode_png16(fh: Any, image: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None,

@@ -60,7 +60,7 @@ def upscale_image_file(upscaler: Upscaler, src: str | os.PathLike[str], dst: str
 
 
 def upscale_frame(upscaler: Upscaler, frame: np.ndarray) -> np.ndarray:
-    """One H×W×C frame (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA; uint8 or uint16) → (s·H)×(s·W)×C, same dtype:
+    """One H×W×C frame (C = 1 grey, 3 RGB, 4 RGBA; uint8 or uint16) → (s·H)×(s·W)×C, same dtype:
     colour by the model, alpha by bicubic (see the module docstring)."""
     h, w, channels = frame.shape
     s = upscaler.scale
@@ -72,8 +72,8 @@ def upscale_frame(upscaler: Upscaler, frame: np.ndarray) -> np.ndarray:
         for top in range(0, rgb.shape[0], 256):  # the rounded mean, a band at a time (uint32 temporaries)
             band = rgb[top:top + 256].astype(np.uint32)
             out[top:top + 256, :, 0] = (2 * band.sum(axis=2) + 3) // 6
-    if channels in (2, 4):
-        out[..., -1] = upscale_alpha(frame[..., -1], s)
+    if channels == 4:
+        out[..., 3] = upscale_alpha(frame[..., -1], s)
     return out
 
 
