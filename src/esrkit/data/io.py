@@ -6,7 +6,8 @@ whatever the file holds, because SR models and the challenges' metrics are defin
 * grayscale (``L``, ``I;16``, ``I``) is replicated to three channels;
 * palette images are expanded through their palette;
 * alpha is **dropped** (not composited): SR benchmarks have no transparency, and compositing would invent a
-  background colour. Callers that need alpha must read it themselves;
+  background colour. ``esrkit upscale`` keeps alpha, 16 bits, frames and metadata through
+  :mod:`esrkit.data.image_meta` instead;
 * 16-bit grayscale is read at full precision and mapped to 8 bits by ``round(v / 257)`` (exact inverse of the
   ``v * 257`` widening), or to float by ``v / 65535``. 16-bit RGB PNGs are reduced to 8 bits by Pillow's decoder
   (high byte) before we see them; this is documented rather than hidden.

@@ -11,8 +11,11 @@ on the alpha replicated to RGB. Why:
 
 * flat stays flat, exactly: bicubic weights sum to one, so an alpha of 0 (or full) away from an edge stays
   exactly 0 (or full). The colours a file hides under alpha 0 stay hidden and opaque areas stay opaque. An SR
-  model has learnt biases and textures from photographs, so a flat mask can come out a level or two off, which
-  makes hidden colours faintly visible and opaque areas faintly see-through;
+  model has learnt biases and textures from photographs, so a flat mask does not come out flat, which makes
+  hidden colours faintly visible and opaque areas faintly see-through. Measured with the bundled esrkit_x4 on
+  32×32 flat planes (CPU, fp32): all-0 came out up to 11/255 near the border and up to 1 inside, all-255 down
+  to 217 near the border and 254 on 15 % of the inner pixels; on a 48×48 disc mask, 13 % of the output more than
+  18 LR pixels outside the disc was non-zero (up to 12/255). Bicubic gave exactly 0 and 255 there;
 * a model trained on photographs has no notion of a mask; its sharpening can ring or invent texture on one;
 * it costs next to nothing, where the model on alpha doubles the run.
 
