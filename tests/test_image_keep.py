@@ -368,3 +368,23 @@ def test_frames_count_against_the_pixel_limit(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("ESRKIT_MAX_PIXELS", str(2 * H * W))  # one frame fits, three do not
     with pytest.raises(ImageReadError, match="3 frames of 16×12"):
         read_source(tmp_path / "anim.webp")
+
+
+@pytest.mark.filterwarnings("ignore")  # Pillow warns about each truncated TIFF tag it skips
+@pytest.mark.parametrize("fmt", ["GIF", "TIFF", "WEBP", "PNG"])
+def test_damaged_later_frames_are_one_line_errors(tmp_path: Path, fmt: str) -> None:
+    """A multi-frame file cut anywhere: Pillow's frame seeking raised IndexError, struct.error, TypeError or
+    KeyError on such files (a mutation run found them); each is now an ImageReadError naming the file."""
+    from esrkit.errors import ImageReadError
+
+    frames = _frames(3)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=[10, 20, 30])
+    data = buffer.getvalue()
+    path = tmp_path / "cut.img"
+    for end in range(len(data) // 3, len(data), 7):
+        path.write_bytes(data[:end])
+        try:
+            read_source(path)
+        except ImageReadError as exc:
+            assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)

@@ -30,8 +30,10 @@ of one image alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +48,9 @@ __all__ = ["ORIENTATION_TAG", "SourceImage", "orient", "read_source", "reset_ori
 ORIENTATION_TAG = 0x0112
 EXIF_PREFIX = b"Exif\x00\x00"  # how JPEG's APP1 (and Pillow's info["exif"]) start; PNG/WebP store the TIFF part
 ANIMATED_FORMATS = ("PNG", "WEBP", "GIF", "AVIF")
+# What Pillow's frame seeking and EXIF parsing raise on a damaged file beyond the OSError/ValueError family that
+# decode_image already reports (mutated GIFs and TIFFs: IndexError, struct.error, TypeError, KeyError, EOFError).
+_PILLOW_PARSE_ERRORS = (EOFError, IndexError, KeyError, TypeError, ZeroDivisionError, struct.error)
 
 
 @dataclass
@@ -146,8 +151,9 @@ def reset_orientation(exif: bytes) -> bytes | None:
 def _decode(path: Path, img: Image.Image) -> SourceImage:
     """The body of :func:`read_source`, run on the opened, checked and loaded first frame."""
     fmt = img.format or "?"
-    count = getattr(img, "n_frames", 1)
-    exif = img.getexif()
+    with _parse_errors(path, "frame count or EXIF"):
+        count = getattr(img, "n_frames", 1)
+        exif = img.getexif()
     orientation = exif.get(ORIENTATION_TAG, 1)
     orientation = orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
     icc = img.info.get("icc_profile") or None
@@ -183,12 +189,24 @@ def _read_frames(path: Path, img: Image.Image, count: int, source: SourceImage) 
     source.loop = loop if isinstance(loop, int) else None
     frames = []
     for index in range(count):
-        img.seek(index)
-        img.load()
+        with _parse_errors(path, f"frame {index + 1} of {count}"):
+            img.seek(index)
+            img.load()
         frames.append(_frame_array(img))
         source.durations.append(max(0, round(float(img.info.get("duration") or 0))))
     channels = max(f.shape[2] for f in frames)
     source.frames = [_widen(f, channels) for f in frames]
+
+
+@contextlib.contextmanager
+def _parse_errors(path: Path, what: str) -> Iterator[None]:
+    """Report Pillow's parsing failures inside the block as :class:`ImageReadError` naming ``path`` and ``what``
+    (kept to Pillow calls, so that a bug of esrkit's own still shows its traceback)."""
+    try:
+        yield
+    except _PILLOW_PARSE_ERRORS as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageReadError(f"{path}: cannot decode image ({what}: {detail})") from None
 
 
 def _widen(frame: np.ndarray, channels: int) -> np.ndarray:
