@@ -388,3 +388,61 @@ def test_damaged_later_frames_are_one_line_errors(tmp_path: Path, fmt: str) -> N
             read_source(path)
         except ImageReadError as exc:
             assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+
+
+def test_a_frame_longer_than_apng_can_state_is_refused_for_png(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    frames = _frames(2)
+    frames[0].save(tmp_path / "slow.webp", save_all=True, append_images=frames[1:], duration=[70_000, 100],
+                   lossless=True)
+    _one_line_exit_2(_run(tmp_path / "slow.webp", tmp_path / "out"), capsys,
+                     "a frame lasts 70000 ms, longer than APNG can state (65535 ms); use --format webp")
+    assert not (tmp_path / "out").exists()
+    assert _run(tmp_path / "slow.webp", tmp_path / "out", "--format", "webp") == 0
+    with Image.open(tmp_path / "out" / "slow.webp") as out:
+        out.load()
+        assert out.n_frames == 2 and out.info["duration"] == 70_000
+
+
+def test_an_encoder_refusal_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """AVIF (AV1) sides stop at 65 536 pixels: a 4× output 65 600 pixels tall is refused by the encoder, reported
+    on one line naming the output, and leaves nothing behind."""
+    Image.fromarray(np.zeros((16_400, 4, 3), np.uint8)).save(tmp_path / "tall.png")
+    code = _run(tmp_path / "tall.png", tmp_path / "out", "--format", "avif")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "tall" in err, err
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".avif", ".part")]
+
+
+def _gif_image_block(data: bytes) -> bytes:
+    """The first image block (descriptor, local palette, LZW data) of a GIF Pillow wrote."""
+    at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # header, screen, global palette
+    while data[at] == 0x21:  # extensions: introducer, label, sub-blocks
+        at += 2
+        while data[at]:
+            at += data[at] + 1
+        at += 1
+    start, flags = at, data[at + 9]
+    at += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0) + 1  # descriptor, local palette, LZW code size
+    while data[at]:
+        at += data[at] + 1
+    return data[start:at + 1]
+
+
+def test_a_gif_frame_outgrowing_its_screen_is_refused(tmp_path: Path) -> None:
+    """Pillow grows a GIF's canvas for a frame that reaches past the screen (a mutation run made one 3 602 pixels
+    wide from 9): frames of different sizes would pass the pixel limit unseen and fail in the encoder."""
+    from esrkit.errors import ImageReadError
+
+    def gif(width: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(np.zeros((4, width), np.uint8)).save(buffer, "GIF")
+        return buffer.getvalue()
+
+    small = gif(4)
+    screen = small[:small.index(_gif_image_block(small))]
+    (tmp_path / "grow.gif").write_bytes(screen + _gif_image_block(small) + _gif_image_block(gif(300)) + b";")
+    with Image.open(tmp_path / "grow.gif") as img:
+        assert img.n_frames == 2  # a file Pillow reads
+    with pytest.raises(ImageReadError, match=r"grow\.gif: frame 2 of 2 is 300×4, not the 4×4 of the first"):
+        read_source(tmp_path / "grow.gif")

@@ -191,6 +191,9 @@ def _read_frames(path: Path, img: Image.Image, count: int, source: SourceImage) 
     for index in range(count):
         with _parse_errors(path, f"frame {index + 1} of {count}"):
             img.seek(index)
+            if img.size != (width, height):  # a GIF frame reaching past its screen grows the canvas
+                raise ImageReadError(f"{path}: frame {index + 1} of {count} is {img.size[0]}×{img.size[1]}, not "
+                                     f"the {width}×{height} of the first; frames of one size only")
             img.load()
         frames.append(_frame_array(img))
         source.durations.append(max(0, round(float(img.info.get("duration") or 0))))

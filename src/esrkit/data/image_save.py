@@ -43,6 +43,7 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".av
 _ANIMATION_OUT = ("PNG", "WEBP", "AVIF")
 _GREY_OUT = ("PNG", "JPEG")
 _JPEG_SEGMENT = 65533 - len(EXIF_PREFIX)  # an APP1 segment's payload, less the prefix
+_APNG_LONGEST = 65535  # an APNG frame's delay is a 16-bit count of milliseconds as Pillow writes it
 
 
 def output_format(path: Path) -> str:
@@ -64,6 +65,9 @@ def check_output(source: SourceImage, dst: str | os.PathLike[str]) -> None:
     if fmt == "JPEG" and source.transparent:
         raise InputError(f"{source.path} has transparency (alpha), which JPEG cannot hold; use --format png or "
                          "webp (alpha is upscaled and kept)", param="format")
+    if source.animated and fmt == "PNG" and max(source.durations) > _APNG_LONGEST:
+        raise InputError(f"{source.path}: a frame lasts {max(source.durations)} ms, longer than APNG can state "
+                         f"({_APNG_LONGEST} ms); use --format webp", param="format")
 
 
 def save_image(path: str | os.PathLike[str], frames: list[np.ndarray], source: SourceImage, *,
@@ -84,14 +88,19 @@ def save_image(path: str | os.PathLike[str], frames: list[np.ndarray], source: S
     icc = _matching_icc(source.icc_profile, frames[0].shape[2])
     if icc is not None:
         params["icc_profile"] = icc
-    if source.exif is not None and (fmt != "JPEG" or len(source.exif) <= _JPEG_SEGMENT):
+    if source.exif is not None and _exif_fits(source.exif, fmt):
         params["exif"] = EXIF_PREFIX + source.exif
     if len(images) > 1:
         params.update(save_all=True, append_images=images[1:], duration=source.durations)
         if fmt != "AVIF":
             params["loop"] = 1 if source.loop is None else source.loop  # not stated: the source played once
-    with atomic_path(path) as tmp:
-        images[0].save(tmp, format=fmt, **params)
+    try:
+        with atomic_path(path) as tmp:
+            images[0].save(tmp, format=fmt, **params)
+    except (ValueError, RuntimeError) as exc:  # the encoder's own refusal (an AVIF side over 65 536, say)
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: the {fmt} encoder refused this {images[0].width}×{images[0].height} image "
+                         f"({detail})", param="format") from None
     return path
 
 
@@ -108,6 +117,22 @@ def _for_format(frame: np.ndarray, fmt: str) -> np.ndarray:
     if fmt not in _GREY_OUT and frame.shape[2] == 1:
         frame = np.repeat(frame, 3, axis=2)
     return np.ascontiguousarray(frame)
+
+
+def _exif_fits(exif: bytes, fmt: str) -> bool:
+    """Whether ``fmt`` can carry ``exif``: JPEG within its 64 KB segment; AVIF only if Pillow can re-serialise
+    it (its AVIF writer parses the EXIF to move the orientation into the container, and raised struct.error on a
+    damaged block in a mutation run); PNG and WebP store the bytes as they are."""
+    if fmt == "JPEG":
+        return len(exif) <= _JPEG_SEGMENT
+    if fmt == "AVIF":
+        try:
+            parsed = Image.Exif()
+            parsed.load(EXIF_PREFIX + exif)
+            parsed.tobytes()
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, struct.error):
+            return False
+    return True
 
 
 def _matching_icc(icc: bytes | None, channels: int) -> bytes | None:
