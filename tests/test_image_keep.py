@@ -104,6 +104,20 @@ def test_exif_orientation_6_comes_out_upright_with_exif_kept(tmp_path: Path, bic
     assert np.array_equal(png, bicubic(upright))
 
 
+@pytest.mark.parametrize("fmt", ["png", "webp", "tiff"])
+def test_orientation_is_applied_from_png_webp_and_tiff_too(tmp_path: Path, fmt: str, bicubic: Upscaler) -> None:
+    stored = RNG.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    src = tmp_path / f"a.{fmt}"
+    Image.fromarray(stored).save(src, exif=_exif(8), **({"lossless": True} if fmt == "webp" else {}))
+    with Image.open(src) as img:
+        upright = np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+    assert upright.shape == (W, H, 3)
+    assert _run(src, tmp_path / "out") == 0
+    with Image.open(tmp_path / "out" / "a.png") as out:
+        assert np.array_equal(np.asarray(out), bicubic(upright))
+        assert out.getexif().get(0x0112) == (None if fmt == "tiff" else 1)  # a TIFF's tags are not carried
+
+
 def test_reset_orientation_changes_two_bytes_only() -> None:
     for order in ("<", ">"):
         exif = _exif(8)

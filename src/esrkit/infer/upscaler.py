@@ -1,6 +1,7 @@
 """One upscaling path for every caller.
 
-:class:`Upscaler` owns a model, its device and precision, and turns uint8 RGB arrays into uint8 RGB arrays.
+:class:`Upscaler` owns a model, its device and precision, and turns uint8 RGB arrays into uint8 RGB arrays (uint16
+into uint16, for 16-bit images).
 Evaluation, the CLI and benchmarks all go through it so that a number measured in one place is the number a user
 gets in another (same rounding, same precision, same deploy form).
 """
