@@ -143,14 +143,15 @@ def _matching_icc(icc: bytes | None, channels: int) -> bytes | None:
 
 
 def encode_png16(fh: Any, image: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None,
-                 band: int = 64) -> None:
+                 band: int | None = None) -> None:
     """Write ``image`` (H×W×C uint16, C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) to the binary file ``fh`` as a
     16-bit PNG, with an ``iCCP`` (``icc_profile``, stored byte for byte) and an ``eXIf`` chunk (``exif``,
     TIFF-structured) when given.
 
     Every row uses the Paeth filter (usually the best single filter for photographs); it is computed on the
     unfiltered bytes, so a band of rows at a time is filtered with whole-array operations and handed to one zlib
-    stream, keeping memory at the image plus a few copies of a band.
+    stream, keeping memory at the image plus a few copies of a band (``band`` rows; by default about 4 MB of
+    samples, so a very wide image does not make a large band).
     """
     height, width, channels = image.shape
     colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
@@ -165,6 +166,7 @@ def encode_png16(fh: Any, image: np.ndarray, *, icc_profile: bytes | None = None
     if exif is not None:
         chunk(b"eXIf", exif)
     stride = 2 * channels  # bytes per pixel: the Paeth filter's "left" neighbour
+    band = band or max(1, (4 << 20) // (width * stride))
     compressor = zlib.compressobj(6)
     above = np.zeros(width * stride, np.int16)
     for top in range(0, height, band):
