@@ -17,11 +17,14 @@ on the alpha replicated to RGB. Why:
   to 217 near the border and 254 on 15 % of the inner pixels; on a 48×48 disc mask, 13 % of the output more than
   18 LR pixels outside the disc was non-zero (up to 12/255). Bicubic gave exactly 0 and 255 there;
 * a model trained on photographs has no notion of a mask; its sharpening can ring or invent texture on one;
-* it costs next to nothing, where the model on alpha doubles the run.
+* it costs about a tenth of the model's time on the colour (see :func:`upscale_alpha`), where the model on
+  alpha doubles the run.
 
-The price is softer alpha edges than the model's colour edges (a 4× bicubic edge is about 4 output pixels wide).
-The colour under the alpha is upscaled as stored: never premultiplied or composited, so the output shows what
-the input shows wherever its alpha is not zero.
+The price is softer alpha edges than the model's colour edges: a hard edge becomes a ramp of a few output pixels.
+The colour under the alpha is upscaled as stored (straight alpha: never premultiplied or composited), so where
+the input's alpha is flat the output shows exactly what the input shows; inside the ramp at an edge, about two
+LR pixels wide, it shows the model's upscale of the stored colours on both sides, hidden ones included, as any
+resize of straight alpha does.
 
 Grey images run through the model as RGB (the grey replicated) and come back as the mean of the three output
 channels, rounded: SR models are colour models, and the output stays grey like its input.
