@@ -87,12 +87,13 @@ def test_exif_orientation_6_comes_out_upright_with_exif_kept(tmp_path: Path, bic
     stored[:4, :4] = 240
     src = tmp_path / "phone.jpg"
     Image.fromarray(stored).save(src, quality=100, exif=_exif(6))
-    for fmt in ("png", "jpg", "webp"):
+    for fmt in ("png", "jpg", "webp", "avif"):
         assert _run(src, tmp_path / fmt, "--format", fmt) == 0
         with Image.open(tmp_path / fmt / f"phone.{fmt}") as out:
             assert out.size == (4 * H, 4 * W)  # width × height: the displayed way round
             exif = out.getexif()
-            assert exif.get(0x0112) == 1 and exif.get(0x010F) == "esrkit test camera"
+            # Pillow's AVIF writer moves an orientation into the container (none, for 1) and drops the tag
+            assert exif.get(0x0112) == (None if fmt == "avif" else 1) and exif.get(0x010F) == "esrkit test camera"
             sr = np.asarray(out.convert("RGB")).astype(int)
         quadrants = {"top-left": sr[:32, :24], "top-right": sr[:32, 24:], "bottom-left": sr[32:, :24],
                      "bottom-right": sr[32:, 24:]}
