@@ -7,7 +7,8 @@ What each output format keeps, and the decisions where it cannot keep something:
   profile (a CMYK JPEG is converted to RGB on reading) or a grey profile on an output made RGB (grey+alpha is
   read as RGBA; WebP and AVIF hold no grey) no longer describes the pixels and is left out.
 * **EXIF**, orientation already reset to 1 (the pixels are upright), in PNG (``eXIf``), JPEG (APP1, when within
-  its 64 KB segment), WebP and AVIF.
+  its 64 KB segment), WebP and AVIF (whose Pillow writer moves the orientation tag into the container, so the
+  tag is absent there, and re-serialises the rest: a block it cannot parse is left out).
 * **Alpha** in PNG, WebP and AVIF. JPEG has none: an input with any transparency is *refused* for JPEG output,
   with one line, before the model runs (:func:`check_output`), rather than composited on a background colour the
   user never chose; an alpha that is opaque everywhere is dropped (nothing is lost).
