@@ -35,6 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TARGETS = {
     "image": "fuzz_image.py",
+    "image_meta": "fuzz_image_meta.py",
     "checkpoint_pth": "fuzz_checkpoint_pth.py",
     "checkpoint_safetensors": "fuzz_checkpoint_safetensors.py",
     "layout": "fuzz_layout.py",

@@ -33,6 +33,8 @@ def upscale(
 ) -> None:
     """Upscale images, folders (structure kept) and videos (frame rate, frame count and audio kept).
 
+    Images keep orientation, alpha, ICC profile, EXIF, 16 bits and animation where the format holds them.
+
     Without --model and --weights the model is esrkit's own, bundled with the package (esrkit_x4).
 
     Under torchrun each process takes its share of the inputs (one GPU per process on CUDA).

@@ -6,7 +6,8 @@ whatever the file holds, because SR models and the challenges' metrics are defin
 * grayscale (``L``, ``I;16``, ``I``) is replicated to three channels;
 * palette images are expanded through their palette;
 * alpha is **dropped** (not composited): SR benchmarks have no transparency, and compositing would invent a
-  background colour. Callers that need alpha must read it themselves;
+  background colour. ``esrkit upscale`` keeps alpha, 16 bits, frames and metadata through
+  :mod:`esrkit.data.image_meta` instead;
 * 16-bit grayscale is read at full precision and mapped to 8 bits by ``round(v / 257)`` (exact inverse of the
   ``v * 257`` widening), or to float by ``v / 65535``. 16-bit RGB PNGs are reduced to 8 bits by Pillow's decoder
   (high byte) before we see them; this is documented rather than hidden.
@@ -32,7 +33,9 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -49,6 +52,7 @@ _WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG
 DEFAULT_MAX_PIXELS = 2 * (1024 * 1024 * 1024 // 4 // 3)
 MAX_PIXELS_ENV = "ESRKIT_MAX_PIXELS"
 _UNSET = object()
+T = TypeVar("T")
 _max_pixels_override: object = _UNSET  # set_max_pixels(); _UNSET: the environment or the default decides
 
 
@@ -136,6 +140,20 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
     Raises :class:`InputError` when the path does not exist and :class:`ImageReadError` when it cannot be decoded
     (corrupt, truncated, not an image) or its header claims more than :func:`max_pixels` (checked before decoding).
     """
+    array = decode_image(path, _to_rgb_array)
+    if dtype == "uint8":
+        return array if array.dtype == np.uint8 else _sixteen_to_eight(array)
+    if dtype == "float32":
+        scale = 255.0 if array.dtype == np.uint8 else 65535.0
+        return (array.astype(np.float32) / scale).astype(np.float32)
+    raise InputError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
+
+
+def decode_image(path: str | os.PathLike[str], convert: Callable[[Image.Image], T]) -> T:
+    """Open ``path`` with every check :func:`read_image` makes (pixel limit from the header, TIFF strips), decode
+    its first frame and return ``convert(image)``, with decoder failures inside ``convert`` (seeking to a later
+    frame, say) reported as :class:`ImageReadError` like the rest. :func:`read_image` converts to the RGB form;
+    :mod:`esrkit.data.image_meta` keeps alpha, depth, frames and metadata from the same checked image."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such image file")
@@ -149,7 +167,7 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
                 if img.format == "TIFF":
                     _check_tiff_strips(path, img)
                 img.load()  # decode now so truncation surfaces here, not later
-                array = _to_rgb_array(img)
+                result = convert(img)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -160,12 +178,7 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
     # OverflowError: a header field (a McIDAS row stride) too large for the C decoder's int arguments
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError, OverflowError) as exc:
         raise ImageReadError(f"{path}: cannot decode image ({_short(exc)})") from None
-    if dtype == "uint8":
-        return array if array.dtype == np.uint8 else _sixteen_to_eight(array)
-    if dtype == "float32":
-        scale = 255.0 if array.dtype == np.uint8 else 65535.0
-        return (array.astype(np.float32) / scale).astype(np.float32)
-    raise InputError(f"dtype must be 'uint8' or 'float32', not {dtype!r}")
+    return result
 
 
 def _check_tiff_strips(path: Path, img: Image.Image) -> None:

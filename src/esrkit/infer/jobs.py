@@ -7,7 +7,8 @@ path problem is found first and costs nothing; :func:`upscale_files` runs them t
 * a **file** input goes to ``out/NAME`` (images get the output format's extension, videos keep theirs); when
   there is exactly one input file and ``out`` ends in an extension of the same kind (``photo.jpg -o big.png``),
   ``out`` is that file itself;
-* a **folder** input is searched recursively for images (:data:`esrkit.data.io.IMAGE_EXTENSIONS`) and videos
+* a **folder** input is searched recursively for images (:data:`esrkit.data.io.IMAGE_EXTENSIONS`, and GIF; see
+  :data:`esrkit.infer.image_job.UPSCALE_IMAGE_EXTENSIONS`) and videos
   (:data:`esrkit.data.video.VIDEO_EXTENSIONS`); each goes to ``out/<its path inside the folder>``, so the structure
   is kept. Hidden files and folders (names starting with a dot, which includes unfinished ``.part`` files) and
   anything under ``out`` itself (``photos -o photos/x4``) are skipped; other files are ignored;
@@ -15,6 +16,8 @@ path problem is found first and costs nothing; :func:`upscale_files` runs them t
 * an existing output is **skipped** unless ``overwrite``: a run that stopped half-way continues where it was;
 * images default to PNG (lossless, what SR codebases save); JPEG and WebP are written at quality 95 and AVIF at
   90, since SR output is meant to be looked at closely;
+* each image keeps its orientation (applied), alpha, bit depth, frames, ICC profile and EXIF where the output
+  format holds them (:mod:`esrkit.infer.image_job`); an output format that would lose alpha or frames is refused;
 * every output is written atomically (:mod:`esrkit.fileio`): a corrupt input, a full disk or an interrupt stops
   the run with the outputs finished so far complete, no partial file, and (outside ``torchrun``) none of the
   folders this run created left behind empty.
@@ -55,10 +58,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.io import IMAGE_EXTENSIONS, read_image, write_image
 from ..data.video import VIDEO_EXTENSIONS, upscale_video
 from ..errors import InputError
 from ..fileio import check_output_path
+from .image_job import UPSCALE_IMAGE_EXTENSIONS, upscale_image_file
 from .upscaler import Upscaler
 
 __all__ = [
@@ -89,7 +92,7 @@ class Job:
 
 def _kind(path: Path) -> str | None:
     suffix = path.suffix.lower()
-    if suffix in IMAGE_EXTENSIONS:
+    if suffix in UPSCALE_IMAGE_EXTENSIONS:
         return "image"
     if suffix in VIDEO_EXTENSIONS:
         return "video"
@@ -130,7 +133,7 @@ def plan_jobs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[s
                              "never end)", param="inputs")
         if path.is_file() and _kind(path) is None:
             raise InputError(f"{path}: not an image or video this tool reads "
-                             f"({', '.join(IMAGE_EXTENSIONS + tuple(VIDEO_EXTENSIONS))})", param="inputs")
+                             f"({', '.join(UPSCALE_IMAGE_EXTENSIONS + tuple(VIDEO_EXTENSIONS))})", param="inputs")
 
     def target(relative: Path, kind: str) -> Path:
         return relative.with_suffix(image_suffix) if kind == "image" else relative
@@ -287,10 +290,9 @@ def upscale_files(upscaler: Upscaler, jobs: Sequence[Job], *, overwrite: bool = 
             made.extend(p for p in reversed(job.dst.parents) if not p.exists() and p not in made)
             if job.kind == "image":
                 hooks.job_started(job, None)
-                sr = upscaler(read_image(job.src))
-                write_image(job.dst, sr, quality=_QUALITY.get(job.dst.suffix.lower()))
+                pixels = upscale_image_file(upscaler, job.src, job.dst, quality=_QUALITY.get(job.dst.suffix.lower()))
                 summary.images += 1
-                summary.megapixels += sr.shape[0] * sr.shape[1] / 1e6
+                summary.megapixels += pixels / 1e6
             else:
                 from ..data.video import probe_video
 

@@ -1,6 +1,7 @@
 """One upscaling path for every caller.
 
-:class:`Upscaler` owns a model, its device and precision, and turns uint8 RGB arrays into uint8 RGB arrays.
+:class:`Upscaler` owns a model, its device and precision, and turns uint8 RGB arrays into uint8 RGB arrays (uint16
+into uint16, for 16-bit images).
 Evaluation, the CLI and benchmarks all go through it so that a number measured in one place is the number a user
 gets in another (same rounding, same precision, same deploy form).
 """
@@ -133,22 +134,42 @@ class Upscaler:
         return out if out is not None else whole[0]
 
     @torch.inference_mode()
-    def __call__(self, lr: np.ndarray) -> np.ndarray:
-        """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, rounded exactly as the papers' test code.
+    def __call__(self, lr: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+        """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, rounded exactly as the papers' test code; uint16 (16-bit PNG/TIFF)
+        → uint16, read as ``v / 65535`` and rounded back to the nearest of 65536 levels, so the model's float
+        output keeps 16 bits instead of passing through 8.
 
-        Tiles are read from the uint8 array and rounded into the uint8 output one at a time, so a tiled run holds
-        neither the whole input nor the whole output in float: its memory is the output image plus one tile.
+        Tiles are read from the integer array and rounded into the integer output one at a time, so a tiled run
+        holds neither the whole input nor the whole output in float: its memory is the output image plus one tile
+        (for uint16 the output is twice the bytes, still below the float output the memory estimate counts).
+        ``out``, when given, is filled and returned instead of a new array: a (s·H)×(s·W)×3 array or view of
+        ``lr``'s dtype, e.g. the colour channels of an RGBA buffer.
         """
-        if lr.dtype != np.uint8 or lr.ndim not in (2, 3):
-            raise InputError(f"expected an H×W×3 uint8 image, got {lr.dtype} {lr.shape}")
+        if lr.dtype not in (np.uint8, np.uint16) or lr.ndim not in (2, 3):
+            raise InputError(f"expected an H×W×3 uint8 or uint16 image, got {lr.dtype} {lr.shape}")
         h, w = lr.shape[:2]
         s = self.scale
-        out = np.empty((h * s, w * s, 3), dtype=np.uint8)
+        if out is None:
+            out = np.empty((h * s, w * s, 3), dtype=lr.dtype)
+        elif out.shape != (h * s, w * s, 3) or out.dtype != lr.dtype:
+            raise InputError(f"out must be {lr.dtype} {(h * s, w * s, 3)}, got {out.dtype} {out.shape}")
+        deep = lr.dtype == np.uint16
+
+        def read(rows: slice, cols: slice) -> torch.Tensor:
+            if not deep:
+                return image_to_tensor(lr[rows, cols]).to(self.device, self.dtype)
+            tile = np.ascontiguousarray(lr[rows, cols], dtype=np.float32)
+            tile = tile if tile.ndim == 3 else np.repeat(tile[:, :, None], 3, axis=2)
+            return (torch.from_numpy(tile).permute(2, 0, 1)[None] / 65535.0).to(self.device, self.dtype)
 
         def write(rows: slice, cols: slice, sr: torch.Tensor) -> None:
-            out[rows, cols] = tensor_to_image(sr.float().clamp_(0, 1))
+            sr = sr.float().clamp_(0, 1)
+            if deep:
+                out[rows, cols] = sr[0].mul_(65535.0).round_().to(torch.int32).permute(1, 2, 0).cpu().numpy()
+            else:
+                out[rows, cols] = tensor_to_image(sr)
 
-        self._run(lambda r, q: image_to_tensor(lr[r, q]).to(self.device, self.dtype), write, h, w)
+        self._run(read, write, h, w)
         return out
 
     # ---------------------------------------------------------------------------------------------- tiling
