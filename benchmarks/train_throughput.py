@@ -93,7 +93,7 @@ def esrkit_loop(folder: Path, args: argparse.Namespace) -> tuple[float, str]:
         path.write_text(recipe_text)
         for n, iters in enumerate((args.warmup, args.warmup + args.iters)):
             trainer = Trainer(load_recipe(path, [f"stages.0.iters={iters}"]), [folder], Path(tmp) / f"run{n}",
-                              device=args.device, progress=False)
+                              device=args.device)
             start = time.perf_counter()
             trainer.run()
             walls.append(time.perf_counter() - start)

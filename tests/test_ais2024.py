@@ -403,7 +403,7 @@ def test_training_with_lanczos_avif_runs(ffmpeg: str, cache: Path, tmp_path: Pat
         "log_every: 1\nstages:\n  - iters: 2\n    patch: 64\n    batch: 2\n    loss: {l1: 1.0}\n"
         "    optimizer: {name: adam, lr: 1.0e-3}\n", encoding="utf-8")
     folder = _textured(tmp_path / "train", [(72, 72), (68, 80)])  # LR crops of 16: RLFN's ESA needs 15
-    trainer = Trainer(load_recipe(recipe), [folder], tmp_path / "run", val=[], device="cpu", progress=False)
+    trainer = Trainer(load_recipe(recipe), [folder], tmp_path / "run", val=[], device="cpu")
     assert all(isinstance(d, AvifPairedDataset) for d in trainer._datasets.values())
     result = trainer.run()
     assert result.iterations == 2 and (tmp_path / "run" / "model_train.safetensors").is_file()

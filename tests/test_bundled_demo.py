@@ -310,7 +310,7 @@ def test_esrkit_x4_recipe_prunes_its_student_to_within_150k_parameters() -> None
 
     recipe = load_recipe("esrkit_x4")
     assert recipe.model == "rlfn_ntire" and recipe.scale == 4
-    assert recipe.teacher["weights"].endswith("rlfn_ntire2022_x4.pth") and recipe.init == recipe.teacher["weights"]
+    assert recipe.teacher.weights.endswith("rlfn_ntire2022_x4.pth") and recipe.init == recipe.teacher.weights
     rounds = [s.prune for s in recipe.stages if s.prune]
     assert rounds == [0.12, 0.12, 0.10]
     torch.manual_seed(0)
