@@ -66,16 +66,6 @@ def _hr_files(data: Path) -> list[Path]:
     return files
 
 
-def _check_qps(qps: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    from ..data.ais2024 import check_qp
-
-    out = tuple(sorted({check_qp(q) for q in qps}))
-    missing = [q for q in (31, 63) if q not in out]
-    if missing:
-        raise InputError(f"Δ needs QP31 and QP63; add {', '.join(map(str, missing))}", param="qps")
-    return out
-
-
 def measure_ais2024_row(
     weights: str | Path,
     data: str | Path,
@@ -99,13 +89,13 @@ def measure_ais2024_row(
     (24 for CASR, whose LR sides must divide by 6); the default crops to a multiple of 4, which makes the LR
     exactly a quarter. ``runtime_size`` is the LR ``(height, width)`` timed, padded up to the model's size rule.
     """
-    from ..data.ais2024 import DECODERS, ffmpeg_version
+    from ..data.ais2024 import DECODERS, check_qps, ffmpeg_version
 
     protocol = load_protocol("ais2024")
     weights = Path(weights)
     if not weights.is_file():
         raise InputError(f"no such file: {weights}", param="weights")
-    qps = _check_qps(qps)
+    qps = tuple(sorted(set(check_qps(qps, required=(31, 63), needed_for="Δ"))))
     if decoder not in DECODERS:
         raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", param="decoder")
     if crop_multiple is not None and (isinstance(crop_multiple, bool) or crop_multiple < 1):

@@ -166,7 +166,9 @@ class Trainer:
     # -------------------------------------------------------------------------------------------- building
 
     def _dataset(self, patch: int, batch: int) -> Any:
-        from .data import HRCropDataset, build_degradation, list_images
+        from .datasets import HRCropDataset
+        from .degradations import build_degradation
+        from .sampling import list_images
 
         # Several crops per image and epoch, so that an epoch holds at least 50 global batches: small sets
         # (BSDS500: 200 training images) would otherwise restart the DataLoader every few steps.
@@ -217,7 +219,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train every stage (resuming where the checkpoint left off) and write the final weights."""
-        from .data import build_degradation
+        from .degradations import build_degradation
 
         t0 = time.perf_counter()
         if self.rank == 0:
@@ -251,7 +253,7 @@ class Trainer:
 
     def _run_stage(self, model: nn.Module, stage: Stage, pos: Position, loaded: dict[str, Any] | None,
                    degrade: Any) -> None:
-        from .data import to_float
+        from .datasets import to_float
 
         recipe = self.recipe
         parts = self._stage_parts(model, stage, pos)
