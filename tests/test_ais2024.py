@@ -187,11 +187,11 @@ def test_one_qp_rule_for_training_and_the_challenge(qps: list[object]) -> None:
     from esrkit.errors import InputError
     from esrkit.train.degradations import LanczosAvifDegradation
 
-    with pytest.raises(InputError, match="AV1 quantizer in 0..63"):
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
         ais.check_qps(qps)
-    with pytest.raises(InputError, match="AV1 quantizer in 0..63"):
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
         LanczosAvifDegradation(qps=qps)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="AV1 quantizer in 0..63"):
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
         ais.check_qps([*qps, 63], required=(31, 63), needed_for="Δ")
     with pytest.raises(InputError, match="give at least one QP"):
         LanczosAvifDegradation(qps=())

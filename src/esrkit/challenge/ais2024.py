@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import InputError
 from .protocols import load_protocol
 
-__all__ = ["BASELINE_TEAM", "DEFAULT_RUNTIME_SIZE", "measure_ais2024_row", "parse_size"]
+__all__ = ["BASELINE_TEAM", "DEFAULT_RUNTIME_SIZE", "measure_ais2024_row", "parse_width_height"]
 
 #: Team name of the Lanczos baseline row written beside the model's row.
 BASELINE_TEAM = "Lanczos"
@@ -44,7 +44,7 @@ DEFAULT_RUNTIME_SIZE = (540, 960)
 _METRICS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_width_height(text: str) -> tuple[int, int]:
     """``"960x540"`` (width × height, as video sizes are written) → ``(540, 960)`` (height, width)."""
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or min(int(p) for p in parts) < 1:

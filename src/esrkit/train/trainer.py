@@ -24,7 +24,6 @@ stated reason:
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
@@ -39,7 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import EsrkitError, InputError
-from ..fileio import write_text_atomic
+from ..fileio import write_json_atomic
 from ..models.registry import get_config
 from . import state
 from .hooks import TrainHooks
@@ -224,7 +223,7 @@ class Trainer:
         t0 = time.perf_counter()
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.out / "recipe.json", json.dumps(self.recipe.to_dict(), indent=2) + "\n")
+            write_json_atomic(self.out / "recipe.json", self.recipe.to_dict())
         loaded = state.read(self.out) if self.resume else None
         # A pruned run's model no longer has the recipe's widths: the checkpoint records what was trained.
         model = self._model(loaded.get("config") if loaded else None)
