@@ -496,16 +496,16 @@ def test_challenge_sets_resolve_standard_div2k_layout(tmp_path):
 
 
 def test_every_ranking_rule_has_a_measurement_and_the_cli_names_no_rule(tmp_path: Path) -> None:
-    """``challenge run`` measures through MEASURES, keyed like RULES, so adding a rule is one table entry each
+    """``challenge run`` measures through MEASURES, keyed like RANKING_RULES, so adding a rule is one table entry each
     and the command does not branch on a rule's name; an option no measurement takes is a TypeError, as a
     misspelt keyword always was."""
     import inspect
 
     import esrkit.cli.challenge as cli_challenge
-    from esrkit.challenge import MEASURES, RULES, measure_challenge_row
+    from esrkit.challenge import MEASURES, RANKING_RULES, measure_challenge_row
 
-    assert set(MEASURES) == set(RULES)
-    assert not any(rule in inspect.getsource(cli_challenge) for rule in RULES)
+    assert set(MEASURES) == set(RANKING_RULES)
+    assert not any(rule in inspect.getsource(cli_challenge) for rule in RANKING_RULES)
     assert {"trials", "runtime_images"} <= MEASURES["rank_sum"].options()
     assert {"qps", "decoder", "runtime_size"} <= MEASURES["ais_score"].options()
     with pytest.raises(TypeError, match="trails"):

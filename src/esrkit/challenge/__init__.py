@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from .measures import MEASURES, measure_challenge_row
 from .protocols import Protocol, available_protocols, load_protocol
-from .ranking import RULES, Entry, Ranking, competition_ranks, rank_rows
+from .ranking import RANKING_RULES, Entry, Ranking, competition_ranks, rank_rows
 from .rows import Row, normalize_column, read_rows, read_rows_file, rows_from_records
 from .run import resolve_challenge_sets, time_dataset
 
 __all__ = [
     "MEASURES",
-    "RULES",
+    "RANKING_RULES",
     "Entry",
     "Protocol",
     "Ranking",

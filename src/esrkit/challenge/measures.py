@@ -1,4 +1,4 @@
-"""How ``esrkit challenge run`` measures a row under each ranking rule, beside :data:`~.ranking.RULES`.
+"""How ``esrkit challenge run`` measures a row under each ranking rule, beside :data:`~.ranking.RANKING_RULES`.
 
 :data:`MEASURES` maps a rule to its measurement and to the table that shows it: ``rank_sum`` (NTIRE 2023, AIM
 2020) evaluates the challenge's bicubic sets (:func:`~.run.measure_bicubic_row`); ``ais_score`` (AIS 2024) degrades

@@ -30,11 +30,11 @@ from .protocols import Protocol, load_protocol
 from .rows import Row
 from .rules import RuleFn, ais_score, rank_sum
 
-__all__ = ["RULES", "Column", "Entry", "Ranking", "competition_ranks", "rank_rows"]
+__all__ = ["RANKING_RULES", "Column", "Entry", "Ranking", "competition_ranks", "rank_rows"]
 
 
 #: The ranking rules by the name a protocol's ``rule:`` gives (what each does: the module docstring).
-RULES: dict[str, RuleFn] = {"rank_sum": rank_sum, "ais_score": ais_score}
+RANKING_RULES: dict[str, RuleFn] = {"rank_sum": rank_sum, "ais_score": ais_score}
 
 
 def rank_rows(
@@ -51,9 +51,10 @@ def rank_rows(
     ``order_by`` picks the rank that orders the table (default: the protocol's ``order_by``).
     """
     proto = load_protocol(protocol) if isinstance(protocol, str) else protocol
-    rule = RULES.get(proto.rule)
+    rule = RANKING_RULES.get(proto.rule)
     if rule is None:
-        raise InputError(f"{proto.name}: unknown ranking rule {proto.rule!r} (known: {', '.join(sorted(RULES))})")
+        known = ", ".join(sorted(RANKING_RULES))
+        raise InputError(f"{proto.name}: unknown ranking rule {proto.rule!r} (known: {known})")
     if not rows:
         raise InputError("nothing to rank: no rows")
     params = dict(proto.ranking)
