@@ -20,9 +20,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import shared_path
 from esrkit.data import ais2024 as ais
 from esrkit.data.io import mod_crop, read_image, write_image
+from helpers import shared_path
 
 pytest.importorskip("imageio_ffmpeg", reason="the AIS 2024 degradation needs imageio-ffmpeg")
 

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
 from esrkit import bundled
 from esrkit.checkpoints import load_checkpoint, read_state_dict, save_checkpoint
 from esrkit.cli import main
@@ -28,6 +27,7 @@ from esrkit.errors import CheckpointError, InputError
 from esrkit.infer import Upscaler
 from esrkit.metrics import calculate_metrics
 from esrkit.models import create_model, get_config, reparameterize
+from helpers import shared_path
 
 RNG = np.random.default_rng(11)
 

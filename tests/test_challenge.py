@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
 from esrkit.challenge import (
     competition_ranks,
     load_protocol,
@@ -25,6 +24,7 @@ from esrkit.challenge import (
     rows_from_records,
 )
 from esrkit.errors import InputError
+from helpers import shared_path
 
 RANK_CELL = re.compile(r"^\s*[-+0-9.,]+\s*\((\d+)\)\s*\*?\s*$")
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import SHARED, shared_path
 from esrkit.cli import main
 from esrkit.data.io import write_image
 from esrkit.errors import InputError
 from esrkit.train.recipe import available_recipes, load_recipe, smoke
 from esrkit.train.trainer import CHECKPOINT, Trainer
+from helpers import SHARED, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
 

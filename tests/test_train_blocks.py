@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from conftest import shared_path
 from esrkit.data.io import read_image, write_image
 from esrkit.data.resize import imresize
 from esrkit.errors import InputError
@@ -32,6 +31,7 @@ from esrkit.train import (
     dihedral,
     to_float,
 )
+from helpers import shared_path
 
 RNG = np.random.default_rng(7)
 
