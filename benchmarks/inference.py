@@ -49,6 +49,7 @@ from esrkit.infer import Upscaler
 from esrkit.infer import backends as bk
 from esrkit.models import capabilities_of, model_info, reparameterize
 from esrkit.profile.runtime import time_forward
+from esrkit.profile.table import parse_hxw
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ESRKIT_SHARED", REPO.parent / "shared"))
@@ -65,11 +66,6 @@ MODELS = {
 }
 EXACT = 1e-4
 PSNR_TOLERANCE = 0.02
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    h, w = text.lower().replace("×", "x").split("x")
-    return int(h), int(w)
 
 
 def fit(size: tuple[int, int], caps: Any) -> tuple[int, int]:
@@ -135,7 +131,7 @@ def main() -> None:
                         help="the sample photograph resized to each size (default), or uniform noise")
     args = parser.parse_args()
     warmup, repeats, trials = (2, 3, 1) if args.quick else (3, 10, 3)
-    sizes = [parse_size(s) for s in args.sizes]
+    sizes = [parse_hxw(s) for s in args.sizes]
     torch.set_num_threads(args.threads)
     chosen = combos(args.compile)
     cpu = torch.cpu.get_capabilities().get("cpu_name", "?") if hasattr(torch.cpu, "get_capabilities") else "?"

@@ -14,9 +14,9 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from esrkit.cli.profile import ProfileTable, parse_size
 from esrkit.models import create_model, list_models, reparameterize
 from esrkit.profile import profile_model
+from esrkit.profile.table import ProfileTable, parse_hxw
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
 
-    size = parse_size(args.input)
+    size = parse_hxw(args.input)
     names = [n for n in args.models.split(",") if n] or list_models()
     runs: list[list] = [[], []]
     for name in names:

@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO / "src"))
 from esrkit.data.io import read_image  # noqa: E402
 from esrkit.data.resize import imresize  # noqa: E402
 from esrkit.models import create_model  # noqa: E402
-from esrkit.train.data import list_images  # noqa: E402
 from esrkit.train.recipe import load_recipe  # noqa: E402
+from esrkit.train.sampling import list_images  # noqa: E402
 from esrkit.train.trainer import Trainer  # noqa: E402
 
 MODEL = {"num_feat": 32, "num_block": 4, "esa_channels": 16}  # an RLFN-style net of about 130 K parameters
@@ -93,7 +93,7 @@ def esrkit_loop(folder: Path, args: argparse.Namespace) -> tuple[float, str]:
         path.write_text(recipe_text)
         for n, iters in enumerate((args.warmup, args.warmup + args.iters)):
             trainer = Trainer(load_recipe(path, [f"stages.0.iters={iters}"]), [folder], Path(tmp) / f"run{n}",
-                              device=args.device, progress=False)
+                              device=args.device)
             start = time.perf_counter()
             trainer.run()
             walls.append(time.perf_counter() - start)

@@ -20,9 +20,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import shared_path
 from esrkit.data import ais2024 as ais
 from esrkit.data.io import mod_crop, read_image, write_image
+from helpers import shared_path
 
 pytest.importorskip("imageio_ffmpeg", reason="the AIS 2024 degradation needs imageio-ffmpeg")
 
@@ -178,6 +178,26 @@ def test_bad_inputs_are_typed_errors(ffmpeg: str, cache: Path) -> None:
     with pytest.raises(InputError, match="too small"):
         ais.degrade(np.zeros((4, 8, 3), np.uint8), 31)  # an LR side of 1 pixel, which SVT-AV1 refuses
     assert ais.degrade(np.zeros((5, 5, 3), np.uint8), 31).lr.shape == (2, 2, 3)
+
+
+@pytest.mark.parametrize("qps", [[31, 64], [31, -1], [31, True], [31, 39.0], [31, "39"]])
+def test_one_qp_rule_for_training_and_the_challenge(qps: list[object]) -> None:
+    """A QP list is checked once (``check_qps``), so the training degradation and the challenge refuse the same
+    values: AV1 quantizers are ints in 0..63, a bool is not one. Empty lists are refused with their own reason."""
+    from esrkit.errors import InputError
+    from esrkit.train.degradations import LanczosAvifDegradation
+
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
+        ais.check_qps(qps)
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
+        LanczosAvifDegradation(qps=qps)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"AV1 quantizer in 0\.\.63"):
+        ais.check_qps([*qps, 63], required=(31, 63), needed_for="Δ")
+    with pytest.raises(InputError, match="give at least one QP"):
+        LanczosAvifDegradation(qps=())
+    with pytest.raises(InputError, match="Δ needs QP31 and QP63; add 31, 63"):
+        ais.check_qps([], required=(31, 63), needed_for="Δ")
+    assert ais.check_qps([63, 31, 63]) == (63, 31, 63)  # order and repeats kept: they weight a uniform draw
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -339,8 +359,8 @@ def _textured(folder: Path, sizes: list[tuple[int, int]]) -> Path:
 
 
 def test_paired_dataset_serves_crops_of_the_whole_image_lr(ffmpeg: str, cache: Path, tmp_path: Path) -> None:
-    from esrkit.train.avif import AvifPairedDataset
-    from esrkit.train.data import dihedral
+    from esrkit.train.augment import dihedral
+    from esrkit.train.datasets import AvifPairedDataset
 
     folder = _textured(tmp_path / "hr", [(70, 98), (64, 64)])  # 70×98 is cropped to 68×96 first
     data = AvifPairedDataset(folder, patch=32, seed=5, repeat=6, qps=(31, 63))
@@ -371,7 +391,7 @@ def test_paired_dataset_serves_crops_of_the_whole_image_lr(ffmpeg: str, cache: P
 
 
 def test_batch_step_degrades_each_crop_at_its_drawn_qp(ffmpeg: str, cache: Path) -> None:
-    from esrkit.train.data import build_degradation
+    from esrkit.train.degradations import build_degradation
 
     step = build_degradation("lanczos+avif", 4)
     rng = np.random.default_rng(3)
@@ -392,7 +412,7 @@ def test_batch_step_degrades_each_crop_at_its_drawn_qp(ffmpeg: str, cache: Path)
 
 
 def test_training_with_lanczos_avif_runs(ffmpeg: str, cache: Path, tmp_path: Path) -> None:
-    from esrkit.train.avif import AvifPairedDataset
+    from esrkit.train.datasets import AvifPairedDataset
     from esrkit.train.recipe import load_recipe
     from esrkit.train.trainer import Trainer
 
@@ -403,7 +423,7 @@ def test_training_with_lanczos_avif_runs(ffmpeg: str, cache: Path, tmp_path: Pat
         "log_every: 1\nstages:\n  - iters: 2\n    patch: 64\n    batch: 2\n    loss: {l1: 1.0}\n"
         "    optimizer: {name: adam, lr: 1.0e-3}\n", encoding="utf-8")
     folder = _textured(tmp_path / "train", [(72, 72), (68, 80)])  # LR crops of 16: RLFN's ESA needs 15
-    trainer = Trainer(load_recipe(recipe), [folder], tmp_path / "run", val=[], device="cpu", progress=False)
+    trainer = Trainer(load_recipe(recipe), [folder], tmp_path / "run", val=[], device="cpu")
     assert all(isinstance(d, AvifPairedDataset) for d in trainer._datasets.values())
     result = trainer.run()
     assert result.iterations == 2 and (tmp_path / "run" / "model_train.safetensors").is_file()

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import shared_path
 from esrkit import bundled
 from esrkit.checkpoints import load_checkpoint, read_state_dict, save_checkpoint
 from esrkit.cli import main
@@ -28,6 +27,7 @@ from esrkit.errors import CheckpointError, InputError
 from esrkit.infer import Upscaler
 from esrkit.metrics import calculate_metrics
 from esrkit.models import create_model, get_config, reparameterize
+from helpers import shared_path
 
 RNG = np.random.default_rng(11)
 
@@ -310,7 +310,7 @@ def test_esrkit_x4_recipe_prunes_its_student_to_within_150k_parameters() -> None
 
     recipe = load_recipe("esrkit_x4")
     assert recipe.model == "rlfn_ntire" and recipe.scale == 4
-    assert recipe.teacher["weights"].endswith("rlfn_ntire2022_x4.pth") and recipe.init == recipe.teacher["weights"]
+    assert recipe.teacher.weights.endswith("rlfn_ntire2022_x4.pth") and recipe.init == recipe.teacher.weights
     rounds = [s.prune for s in recipe.stages if s.prune]
     assert rounds == [0.12, 0.12, 0.10]
     torch.manual_seed(0)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
 from esrkit.challenge import (
     competition_ranks,
     load_protocol,
@@ -25,6 +24,7 @@ from esrkit.challenge import (
     rows_from_records,
 )
 from esrkit.errors import InputError
+from helpers import shared_path
 
 RANK_CELL = re.compile(r"^\s*[-+0-9.,]+\s*\((\d+)\)\s*\*?\s*$")
 
@@ -493,3 +493,20 @@ def test_challenge_sets_resolve_standard_div2k_layout(tmp_path):
     (tmp_path / "LSDIR_valid").mkdir()
     found = resolve_challenge_sets(load_protocol("ntire2023"), tmp_path)
     assert [folder.name for _, folder in found] == ["DIV2K_valid_HR", "LSDIR_valid"]
+
+
+def test_every_ranking_rule_has_a_measurement_and_the_cli_names_no_rule(tmp_path: Path) -> None:
+    """``challenge run`` measures through MEASURES, keyed like RANKING_RULES, so adding a rule is one table entry each
+    and the command does not branch on a rule's name; an option no measurement takes is a TypeError, as a
+    misspelt keyword always was."""
+    import inspect
+
+    import esrkit.cli.challenge as cli_challenge
+    from esrkit.challenge import MEASURES, RANKING_RULES, measure_challenge_row
+
+    assert set(MEASURES) == set(RANKING_RULES)
+    assert not any(rule in inspect.getsource(cli_challenge) for rule in RANKING_RULES)
+    assert {"trials", "runtime_images"} <= MEASURES["rank_sum"].options()
+    assert {"qps", "decoder", "runtime_size"} <= MEASURES["ais_score"].options()
+    with pytest.raises(TypeError, match="trails"):
+        measure_challenge_row("ntire2023", tmp_path / "w.pth", tmp_path, trails=1)

@@ -8,11 +8,11 @@ import re
 import pytest
 import torch
 
-from conftest import SHARED, shared_path
 from esrkit.checkpoints import build_from_state_dict, load_checkpoint, save_checkpoint
 from esrkit.cli import main
 from esrkit.errors import CheckpointError
 from esrkit.models import create_model, get_config, reparameterize
+from helpers import SHARED, shared_path
 
 MANIFEST_DIR = SHARED / "weights" / "manifests"
 MANIFESTS = sorted(p.stem for p in MANIFEST_DIR.glob("*.json")) if MANIFEST_DIR.is_dir() else []

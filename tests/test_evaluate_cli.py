@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import shared_path
 from esrkit.cli import main
 from esrkit.data.io import write_image
+from helpers import shared_path
 
 RNG = np.random.default_rng(3)
 

@@ -27,12 +27,12 @@ import torch
 from PIL import Image
 
 import esrkit
-from conftest import REPO
 from esrkit.checkpoints import load_checkpoint
 from esrkit.data.io import read_image
 from esrkit.data.video import probe_video, upscale_video
 from esrkit.errors import CheckpointError, ImageReadError, InputError
 from esrkit.train.recipe import load_recipe
+from helpers import REPO
 
 # ----------------------------------------------------------------------------------------------------
 # images (fuzz target `image`): Pillow decoders that raise RuntimeError / NotImplementedError

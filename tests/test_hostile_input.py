@@ -28,7 +28,6 @@ import torch
 from PIL import Image
 
 import esrkit.infer.upscaler as upscaler_module
-from conftest import REPO, SHARED
 from esrkit.checkpoint_inspect import inspect_pth
 from esrkit.checkpoints import load_checkpoint, save_checkpoint
 from esrkit.cli import main
@@ -38,6 +37,7 @@ from esrkit.errors import CheckpointError, ImageReadError, InputError
 from esrkit.infer import Upscaler
 from esrkit.infer.jobs import plan_jobs, upscale_files
 from esrkit.models import create_model
+from helpers import REPO, SHARED
 
 RNG = np.random.default_rng(12)
 PEAK_LIMIT_BYTES = 500 * 1024 * 1024  # the bound for the decompression-bomb runs

@@ -13,11 +13,11 @@ import json
 import pytest
 import torch
 
-from conftest import shared_path
 from esrkit.checkpoints import load_checkpoint, read_state_dict
 from esrkit.cli import main
 from esrkit.models import capabilities_of, create_model, get_config, model_info, reparameterize
 from esrkit.profile import count_complexity
+from helpers import shared_path
 
 MANIFESTS = {  # manifest → (model name, form)
     "casr_ais2024_deploy_x4": ("casr", "deploy"),

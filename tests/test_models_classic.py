@@ -17,10 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import shared_path
 from esrkit.errors import InputError
 from esrkit.layers import ESA, CCALayer, activation
 from esrkit.models import create_model
+from helpers import shared_path
 
 PARAM_COUNTS = [
     ("msrresnet", 4, 1_517_571),

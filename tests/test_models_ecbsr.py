@@ -21,13 +21,13 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import shared_path
 from esrkit.checkpoints import build_from_state_dict
 from esrkit.data.resize import imresize
 from esrkit.errors import InputError
 from esrkit.layouts import claimants, detect_layout
 from esrkit.models import create_model, get_config, model_info, reparameterize
 from esrkit.models.ecbsr import detect
+from helpers import shared_path
 
 VARIANTS = {"ecbsr_m4c8": (4, 8), "ecbsr_m4c16": (4, 16), "ecbsr_m10c32": (10, 32), "ecbsr_m16c64": (16, 64)}
 

@@ -7,7 +7,6 @@ LayerNorm at identity) so that a fold that drops or misplaces any branch, bias o
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -16,12 +15,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from conftest import shared_path
 from esrkit.errors import InputError
 from esrkit.layers import reparam as rp
 from esrkit.layers.reparam import BSConvU, BSConvURep, Kernel, RepUpsampler
 from esrkit.models import create_model, reparameterize
 from esrkit.models.lkdn import LKDN
+from helpers import randomize_weights, shared_path
 
 F64 = torch.float64
 
@@ -35,23 +34,8 @@ def _shapes(model: nn.Module) -> dict[str, list[int]]:
 
 
 def _randomize(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1) -> nn.Module:
-    """Give every parameter a non-trivial random value of a sensible scale (fan-in normalized weights, biases
-    of order ``bias``, LayerNorm gains around 1).
-
-    The gain keeps the whole network's output O(1): with gain 1 the random LKDN-S reaches |y| ~ 10 and float32
-    rounding alone approaches the 1e-5 tolerance, which would make the exactness check about rounding rather
-    than about the fold (the float64 variant checks the fold to 1e-10 regardless)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-            if p.dim() > 1:
-                p.copy_(gain * noise / math.sqrt(p[0].numel()))
-            elif name.endswith("pixel_norm.weight"):
-                p.copy_(1.0 + 0.3 * noise)
-            else:
-                p.copy_(bias * noise)
-    return model
+    """The shared seeded noise, with LKDN's pixel-norm gains around 1 (a zero gain would silence a branch)."""
+    return randomize_weights(model, seed, gain, bias, unit_gains=("pixel_norm.weight",))
 
 
 def _manifest(name: str) -> dict:
@@ -129,31 +113,9 @@ def test_bad_hyperparameters_raise_input_error() -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_lkdn_s_reparameterization_is_exact_with_random_weights(scale: int) -> None:
-    train = _randomize(create_model("lkdn_s", scale), seed=scale).eval()
-    deploy = reparameterize(train)
-    x = torch.rand(2, 3, 12, 9, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        ref, out = train(x), deploy(x)
-    assert ref.abs().max() > 0.5  # outputs are O(1), so an absolute 1e-5 is a tight check
-    assert (ref - out).abs().max() <= 1e-5
-
-
-def test_lkdn_s_reparameterization_is_exact_in_float64() -> None:
-    """In float64 rounding vanishes, so any fold error (even a tiny misplaced bias) would stand out."""
-    train = _randomize(create_model("lkdn_s", 3).to(F64), seed=7, gain=1.0, bias=0.3).eval()
-    deploy = reparameterize(train)
-    x = torch.rand(1, 3, 10, 11, generator=torch.Generator().manual_seed(4), dtype=F64)
-    with torch.no_grad():
-        ref, out = train(x), deploy(x)
-    assert deploy.upsampler[0].weight.dtype == F64
-    assert (ref - out).abs().max() <= 1e-10 * max(1.0, float(ref.abs().max()))
-
-
 def test_random_branches_all_matter() -> None:
-    """Guard for the exactness test above: with random weights each extra branch visibly changes the output,
-    so a fold that ignored it could not pass."""
+    """Guard for the zoo's exactness test (tests/test_zoo.py): with random weights each extra branch visibly
+    changes the output, so a fold that ignored it could not pass."""
     model = _randomize(create_model("lkdn_s", 4), seed=3).eval()
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conftest import shared_path
 from esrkit.checkpoints import load_checkpoint
 from esrkit.cli import main
 from esrkit.errors import InputError
 from esrkit.models import create_model, get_config, model_info, reparameterize
 from esrkit.profile import count_complexity
+from helpers import shared_path
 
 AIM2020_PARAMS_X4 = 272_419  # seed-aim2020.md, XPixel — PAN ("272,419 parameters"; Table 1: 0.272 M)
 # Set5, Set14: Y-PSNR ×4, border 4, MATLAB bicubic LR: the reference figures of the released PANx4_DF2K.pth

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
 from esrkit.bundled import ENV_VAR, MISSING_MESSAGE, WEIGHTS_FILE
+from helpers import REPO
 
 CHECKOUT_WEIGHTS = REPO / "src" / "esrkit" / "weights" / WEIGHTS_FILE
 

@@ -158,11 +158,11 @@ def test_a_fine_tuned_round_recovers_most_of_the_loss(toy, tmp_path, monkeypatch
     """Train, prune a quarter of the filters, fine-tune: the validation PSNR drop that pruning causes is mostly
     won back (the figures go to the note via ``-s``)."""
     monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "cache"))
-    trained = Trainer(_recipe(tmp_path / "a.yaml", TRAIN.format(120)), [toy[0]], tmp_path / "a", progress=False,
+    trained = Trainer(_recipe(tmp_path / "a.yaml", TRAIN.format(120)), [toy[0]], tmp_path / "a",
                       device="cpu").run()
     dense = load_checkpoint(trained.train_weights)
     whole = Trainer(_recipe(tmp_path / "b.yaml", TRAIN.format(120), PRUNE.format(0.25, 60)), [toy[0]], tmp_path / "b",
-                    progress=False, device="cpu").run()
+                    device="cpu").run()
     recovered = load_checkpoint(whole.train_weights)
     psnr_dense, psnr_pruned = _val_psnr(dense, toy[1]), _val_psnr(prune_filters(dense, 0.25), toy[1])
     psnr_tuned = _val_psnr(recovered, toy[1])
@@ -176,9 +176,9 @@ def test_a_fine_tuned_round_recovers_most_of_the_loss(toy, tmp_path, monkeypatch
 
 def test_resume_inside_a_pruning_stage_ends_with_the_same_weights(toy, tmp_path) -> None:
     recipe = _recipe(tmp_path / "r.yaml", TRAIN.format(6), PRUNE.format(0.1, 8))
-    whole = Trainer(recipe, [toy[0]], tmp_path / "whole", progress=False, device="cpu").run()
-    Trainer(recipe, [toy[0]], tmp_path / "parts", progress=False, device="cpu", stop_after=10).run()
-    parts = Trainer(recipe, [toy[0]], tmp_path / "parts", progress=False, device="cpu", resume=True).run()
+    whole = Trainer(recipe, [toy[0]], tmp_path / "whole", device="cpu").run()
+    Trainer(recipe, [toy[0]], tmp_path / "parts", device="cpu", stop_after=10).run()
+    parts = Trainer(recipe, [toy[0]], tmp_path / "parts", device="cpu", resume=True).run()
     a, b = load_checkpoint(whole.train_weights).state_dict(), load_checkpoint(parts.train_weights).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert get_config(load_checkpoint(parts.deploy_weights)).hparams["num_feat"] == 14

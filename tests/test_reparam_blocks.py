@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from esrkit.layers.reparam.ecb import ECB, EDGE_FILTERS, ConvAct
 from esrkit.layers.reparam.repconv import RepConv
 from esrkit.layers.reparam.upsampler import RepUpsampler
 from esrkit.models import reparameterize
+from helpers import randomize_weights
 
 F64 = torch.float64
 SIZES = [(1, 1), (5, 3), (7, 9), (2, 11)]
@@ -52,20 +52,8 @@ SIZES = [(1, 1), (5, 3), (7, 9), (2, 11)]
 
 
 def randomize(module: nn.Module, seed: int = 0, gain: float = 0.7) -> nn.Module:
-    """Fan-in-normalized random weights, O(0.1) biases, BN gains around 1 and non-trivial running statistics."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            noise = torch.randn(p.shape, generator=gen, dtype=F64).to(p.dtype)
-            p.copy_(gain * noise / math.sqrt(p[0].numel()) if p.dim() > 1 else 0.2 * noise)
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(0.5 * torch.randn(c, generator=gen, dtype=F64).to(m.running_mean.dtype))
-                m.running_var.copy_((0.5 + torch.rand(c, generator=gen, dtype=F64)).to(m.running_var.dtype))
-                if m.weight is not None:
-                    m.weight.copy_((1.0 + 0.3 * torch.randn(c, generator=gen, dtype=F64)).to(m.weight.dtype))
-    return module
+    """The shared seeded noise with O(0.1) biases, BatchNorm gains around 1 and non-trivial running statistics."""
+    return randomize_weights(module, seed, gain, bias=0.2, batchnorm=True)
 
 
 def has_batchnorm(module: nn.Module) -> bool:

@@ -163,7 +163,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 
 
 def _ais_table1_ranking():  # type: ignore[no-untyped-def]
-    from conftest import shared_path
+    from helpers import shared_path
 
     text = shared_path("docs", "notes", "seed-ais2024.md").read_text(encoding="utf-8")
     section = text.split("## 3. Results", 1)[1].split("Row → team", 1)[0]

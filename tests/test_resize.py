@@ -20,10 +20,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import shared_path
 from esrkit.data import resize as resize_mod
 from esrkit.data.resize import imresize, lanczos_resize, output_size
 from esrkit.errors import InputError
+from helpers import shared_path
 
 SET5 = ("baby", "bird", "butterfly", "head", "woman")
 SET14 = ("baboon", "barbara", "bridge", "coastguard")

@@ -16,11 +16,11 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, shared_path
 from esrkit.errors import InputError
 from esrkit.infer import Upscaler
 from esrkit.models import create_model
 from esrkit.models.registry import Capabilities, capabilities_of, model_info
+from helpers import REPO, shared_path
 
 RNG = np.random.default_rng(11)
 

@@ -15,12 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import SHARED, shared_path
 from esrkit.cli import main
 from esrkit.data.io import write_image
 from esrkit.errors import InputError
 from esrkit.train.recipe import available_recipes, load_recipe, smoke
 from esrkit.train.trainer import CHECKPOINT, Trainer
+from helpers import SHARED, shared_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
 
 def _train(recipe: Path | str, data: tuple[Path, Path], out: Path, *overrides: str, **kwargs: object) -> Trainer:
     trainer = Trainer(load_recipe(recipe, list(overrides)), [data[0]], out, val=[str(data[1])], device="cpu",
-                      progress=False, **kwargs)  # type: ignore[arg-type]
+                      **kwargs)  # type: ignore[arg-type]
     trainer.run()
     return trainer
 
@@ -99,7 +99,7 @@ def test_every_shipped_recipe_runs_in_smoke_mode(name: str, data: tuple[Path, Pa
         assert Path(shipped.init).name == teacher.name
         overrides.append(f"init={teacher}" if teacher.is_file() else "init=null")
     recipe = smoke(load_recipe(name, overrides))
-    result = Trainer(recipe, [data[0]], tmp_path / "run", val=[str(data[1])], device="cpu", progress=False).run()
+    result = Trainer(recipe, [data[0]], tmp_path / "run", val=[str(data[1])], device="cpu").run()
     assert result.iterations == recipe.total_iters
     from esrkit import load_checkpoint
 
@@ -118,7 +118,7 @@ def test_interrupted_then_resumed_run_ends_with_the_same_weights(tiny_recipe: Pa
     stopped = _train(tiny_recipe, data, tmp_path / "parts", stop_after=5)
     assert not (tmp_path / "parts" / "model_train.safetensors").exists() and stopped.stop_after == 5
     Trainer(load_recipe(tiny_recipe, ["workers=2"]), [data[0]], tmp_path / "parts", val=[str(data[1])],
-            device="cpu", progress=False, resume=True).run()
+            device="cpu", resume=True).run()
     whole, parts = _weights(tmp_path / "whole"), _weights(tmp_path / "parts")
     assert whole.keys() == parts.keys()
     assert all(torch.equal(whole[k], parts[k]) for k in whole), "resumed weights differ"
@@ -146,7 +146,7 @@ def dying_save(obj, f, *args, **kwargs):
     return real_save(obj, f, *args, **kwargs)
 torch.save = dying_save
 recipe, train, val, out = sys.argv[1:]
-Trainer(load_recipe(recipe), [train], out, val=[val], device="cpu", progress=False).run()
+Trainer(load_recipe(recipe), [train], out, val=[val], device="cpu").run()
 """
 
 
@@ -161,7 +161,7 @@ def test_a_kill_while_writing_a_checkpoint_leaves_the_previous_one(tiny_recipe: 
     assert proc.returncode == -9, proc.stderr
     state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
     assert state["position"]["global_step"] == 2  # the first checkpoint, intact
-    Trainer(load_recipe(tiny_recipe), [data[0]], out, val=[str(data[1])], device="cpu", progress=False,
+    Trainer(load_recipe(tiny_recipe), [data[0]], out, val=[str(data[1])], device="cpu",
             resume=True).run()
     _train(tiny_recipe, data, tmp_path / "whole")
     whole, resumed = _weights(tmp_path / "whole"), _weights(out)
@@ -211,6 +211,66 @@ def test_a_teacher_key_that_is_a_number_is_named_in_the_error(data: tuple[Path, 
         _train(recipe, data, tmp_path / "run")
 
 
+@pytest.mark.parametrize(("teacher", "needle"), [
+    ("{output_weight: 1}", "teacher needs weights (a checkpoint) or model (a zoo name)"),
+    ("{model: rlfn, feature_weight: 0.5}", "feature distillation needs at least one"),
+    ("{model: rlfn, output_weight: -1}", "weight_out must be a finite number >= 0"),
+    ("{model: rlfn, feature_pairs: [[block_1]]}", "feature_pairs holds [student, teacher] module-name pairs"),
+    ("{model: no_such_model}", "unknown model 'no_such_model'"),
+    ("{weights: MISSING.pth}", "teacher: no such file"),
+    ("[rlfn]", "teacher must be a mapping"),
+])
+def test_a_bad_teacher_fails_before_the_run_folder_exists(teacher: str, needle: str, data: tuple[Path, Path],
+                                                          tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The teacher is part of the recipe: its keys, types and file are checked before anything is written (they
+    were checked when its stage started, after ``recipe.json`` existed)."""
+    recipe = tmp_path / "teacher.yaml"
+    recipe.write_text(TINY + f"teacher: {teacher.replace('MISSING', str(tmp_path / 'missing'))}\n")
+    code = main(["train", str(recipe), "--data", str(data[0]), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_teacher_is_built_once_and_progress_goes_through_hooks(tiny_recipe: Path, data: tuple[Path, Path],
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two distillation stages share one teacher (loaded once, not per stage), and every stage reports its start,
+    each iteration and its end to the hooks."""
+    from esrkit.models import create_model
+    from esrkit.train.hooks import TrainHooks
+
+    built: list[str] = []
+    real = create_model
+
+    def counting(name: str, *args: object, **kwargs: object) -> torch.nn.Module:
+        built.append(name)
+        return real(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("esrkit.models.create_model", counting)
+    events: list[tuple[str, int]] = []
+
+    class Hooks(TrainHooks):
+        def stage_started(self, stage: object, done: int) -> None:
+            events.append(("start", done))
+
+        def step_done(self, step: int, loss: float, lr: float) -> None:
+            events.append(("step", step))
+
+        def stage_ended(self) -> None:
+            events.append(("end", 0))
+
+    recipe = load_recipe(tiny_recipe, ["teacher.model=rlfn", "teacher.feature_weight=0.1",
+                                       "teacher.feature_pairs=[[conv_1, conv_1]]"])
+    trainer = Trainer(recipe, [data[0]], tmp_path / "run", device="cpu", hooks=Hooks())
+    assert built.count("rlfn") == 1  # the teacher, at construction
+    trainer.run()
+    assert built.count("rlfn") == 2  # and the student; no teacher per stage
+    assert events == [("start", 0), *[("step", i) for i in range(1, 5)], ("end", 0),
+                      ("start", 0), *[("step", i) for i in range(1, 4)], ("end", 0)]
+
+
 @pytest.mark.shared
 def test_a_short_cpu_run_beats_bicubic_on_set5(tmp_path: Path) -> None:
     """A small RLFN trained for a few hundred iterations on BSDS500 crops: Set5 ×4 Y-PSNR above bicubic's 28.43."""
@@ -218,8 +278,7 @@ def test_a_short_cpu_run_beats_bicubic_on_set5(tmp_path: Path) -> None:
     set5 = shared_path("data", "benchmarks", "Set5")
     recipe = tmp_path / "short.yaml"
     recipe.write_text(textwrap.dedent(SHORT_RUN))
-    result = Trainer(load_recipe(recipe), [train], tmp_path / "run", val=[str(set5)], device="cpu",
-                     progress=False).run()
+    result = Trainer(load_recipe(recipe), [train], tmp_path / "run", val=[str(set5)], device="cpu").run()
     log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
     losses = [f"{row['global_step']}: {row['loss']:.4f}" for row in log if "loss" in row]
     print(f"\nshort CPU run: L1 loss by iteration {', '.join(losses)}; Set5 ×4 Y-PSNR "  # the note's figures (-s)
@@ -259,7 +318,7 @@ def test_init_starts_the_student_from_a_checkpoint_and_refuses_another_architect
     frozen = frozen.replace("loss: {l1: 1.0, fft: 0.1}", "loss: {l1: 1.0}").replace("eta_min: 1.0e-5", "eta_min: 0")
     recipe = tmp_path / "init.yaml"
     recipe.write_text(frozen + f"init: {init}\n")
-    Trainer(load_recipe(recipe), [data[0]], tmp_path / "run", progress=False, device="cpu").run()
+    Trainer(load_recipe(recipe), [data[0]], tmp_path / "run", device="cpu").run()
     trained = _weights(tmp_path / "run")
     expected = start.state_dict()
     assert trained.keys() == expected.keys()

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from conftest import shared_path
 from esrkit.data.io import read_image, write_image
 from esrkit.data.resize import imresize
 from esrkit.errors import InputError
@@ -32,6 +31,7 @@ from esrkit.train import (
     dihedral,
     to_float,
 )
+from helpers import shared_path
 
 RNG = np.random.default_rng(7)
 
@@ -112,11 +112,11 @@ def test_dataset_augmentation_is_dihedral_of_the_same_window(tmp_path):
         used.add(next(k for k in range(8) if torch.equal(flipped[i], dihedral(plain[i], k))))
     assert len(used) >= 4
     # the datasets flip numpy views while cropping; it must be the same k -> transform map as dihedral()
-    from esrkit.train.data import _crop
+    from esrkit.train.sampling import crop
 
     image = RNG.integers(0, 256, (20, 24, 3), dtype=np.uint8)
     for k in range(8):
-        assert torch.equal(_crop(image, 2, 5, 12, k), dihedral(_crop(image, 2, 5, 12, 0), k))
+        assert torch.equal(crop(image, 2, 5, 12, k), dihedral(crop(image, 2, 5, 12, 0), k))
 
 
 def test_cache_dir_changes_speed_not_crops(tmp_path):

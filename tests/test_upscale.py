@@ -14,13 +14,13 @@ import av
 import numpy as np
 import pytest
 
-from conftest import REPO
 from esrkit.cli import main
 from esrkit.data.io import read_image, write_image
 from esrkit.errors import ImageReadError, InputError
 from esrkit.infer import Upscaler
 from esrkit.infer.jobs import plan_jobs, upscale_files
 from esrkit.models import create_model
+from helpers import REPO
 
 RNG = np.random.default_rng(7)
 FPS = 10

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, SHARED, shared_path
+from helpers import REPO, SHARED, shared_path
 from esrkit.cli import main
 from esrkit.hub import catalogue
 from esrkit.hub.cache import cache_dir

@@ -35,7 +35,7 @@ from typing import Any
 from ..errors import InputError
 from .protocols import load_protocol
 
-__all__ = ["BASELINE_TEAM", "DEFAULT_RUNTIME_SIZE", "measure_ais2024_row", "parse_size"]
+__all__ = ["BASELINE_TEAM", "DEFAULT_RUNTIME_SIZE", "measure_ais2024_row", "parse_width_height"]
 
 #: Team name of the Lanczos baseline row written beside the model's row.
 BASELINE_TEAM = "Lanczos"
@@ -44,7 +44,7 @@ DEFAULT_RUNTIME_SIZE = (540, 960)
 _METRICS = ("psnr_rgb", "psnr_y", "ssim_rgb", "ssim_y")
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_width_height(text: str) -> tuple[int, int]:
     """``"960x540"`` (width × height, as video sizes are written) → ``(540, 960)`` (height, width)."""
     parts = text.lower().replace("×", "x").split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts) or min(int(p) for p in parts) < 1:
@@ -64,16 +64,6 @@ def _hr_files(data: Path) -> list[Path]:
     if not files:
         raise InputError(f"{folder}: no HR images", param="data")
     return files
-
-
-def _check_qps(qps: tuple[int, ...] | list[int]) -> tuple[int, ...]:
-    from ..data.ais2024 import check_qp
-
-    out = tuple(sorted({check_qp(q) for q in qps}))
-    missing = [q for q in (31, 63) if q not in out]
-    if missing:
-        raise InputError(f"Δ needs QP31 and QP63; add {', '.join(map(str, missing))}", param="qps")
-    return out
 
 
 def measure_ais2024_row(
@@ -101,13 +91,13 @@ def measure_ais2024_row(
     (24 for CASR, whose LR sides must divide by 6); the default crops to a multiple of 4, which makes the LR
     exactly a quarter. ``runtime_size`` is the LR ``(height, width)`` timed, padded up to the model's size rule.
     """
-    from ..data.ais2024 import DECODERS, ffmpeg_version
+    from ..data.ais2024 import DECODERS, check_qps, ffmpeg_version
     from ..hub import check_choice, load_model
 
     protocol = load_protocol("ais2024")
     scale = protocol.scale if weights is None else None  # a checkpoint's own scale is checked below
     check_choice(model, scale, weights, random_weights)  # ``model``: a zoo name's released weights, or esrkit_x4
-    qps = _check_qps(qps)
+    qps = tuple(sorted(set(check_qps(qps, required=(31, 63), needed_for="Δ"))))
     if decoder not in DECODERS:
         raise InputError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", param="decoder")
     if crop_multiple is not None and (isinstance(crop_multiple, bool) or crop_multiple < 1):

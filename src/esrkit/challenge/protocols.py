@@ -83,7 +83,7 @@ class Protocol:
 
     @property
     def rule(self) -> str:
-        """Name of the ranking rule (a key of :data:`esrkit.challenge.ranking.RULES`)."""
+        """Name of the ranking rule (a key of :data:`esrkit.challenge.ranking.RANKING_RULES`)."""
         return str(self.ranking["rule"])
 
     @property

@@ -1,7 +1,8 @@
 """Measure one model's challenge table row: PSNR on the challenge's sets, runtime, #params, FLOPs, #acts, memory
 and #conv, under the protocol's rules, so the row can be ranked against the published entries.
 
-This is library code (``esrkit challenge run`` only parses arguments, calls :func:`measure_challenge_row` and
+This is library code (``esrkit challenge run`` only parses arguments, calls
+:func:`esrkit.challenge.measures.measure_challenge_row`, which picks this measure for the ``rank_sum`` rule, and
 prints); timing goes through :func:`esrkit.profile.runtime.time_forward`, the same loop ``esrkit profile`` uses.
 Heavy modules (torch, the model zoo, checkpoints) are imported inside the functions so that ``import
 esrkit.challenge`` stays cheap for ``challenge rank`` and ``report``.
@@ -17,7 +18,7 @@ from typing import Any
 from ..errors import InputError
 from .protocols import Protocol, load_protocol
 
-__all__ = ["measure_challenge_row", "resolve_challenge_sets", "time_dataset"]
+__all__ = ["measure_bicubic_row", "resolve_challenge_sets", "time_dataset"]
 
 
 def resolve_challenge_sets(protocol: Protocol, data_root: str | Path) -> list[tuple[Any, Path]]:
@@ -78,11 +79,11 @@ def time_dataset(upscaler: Any, bench: Any, *, trials: int, limit: int | None,
     }
 
 
-def measure_challenge_row(
-    protocol_name: str,
+def measure_bicubic_row(
     weights: str | Path | None,
     data_root: str | Path,
     *,
+    challenge: str = "ntire2023",
     model: str | None = None,
     random_weights: bool = False,
     team: str | None = None,
@@ -92,7 +93,7 @@ def measure_challenge_row(
     runtime_images: int | None = 100,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Measure the table row of ``weights`` under a challenge protocol.
+    """Measure the table row of ``weights`` under a bicubic ESR challenge protocol (NTIRE 2023, AIM 2020).
 
     Returns ``{"challenge": name, "row": {...}, "details": {...}}`` (the row reads back with ``read_rows``).
 
@@ -105,12 +106,7 @@ def measure_challenge_row(
     peak where the protocol measured it (on CPU: the profiler's estimate for one 256×256 forward, marked in
     ``details``).
     """
-    protocol = load_protocol(protocol_name)
-    if protocol.rule == "ais_score":  # its own measurement: AVIF degradation per QP, Δ over Lanczos, 540p runtime
-        from .ais2024 import measure_ais2024_row
-
-        return measure_ais2024_row(weights, data_root, model=model, random_weights=random_weights, team=team,
-                                   device=device, precision=precision, threads=threads)
+    protocol = load_protocol(challenge)
     if protocol.rule != "rank_sum" or not protocol.datasets:
         raise InputError(
             f"challenge run supports the bicubic ESR challenges (ntire2023, aim2020), not "

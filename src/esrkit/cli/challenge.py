@@ -8,13 +8,12 @@ published entries with ``rank``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..fileio import check_output_path, write_text_atomic
+from ..fileio import check_output_path, write_json_atomic, write_text_atomic
 from ._app import app
 
 challenge_app = typer.Typer(
@@ -32,26 +31,6 @@ def _console() -> Any:
         # Piped to a file or a CI log: wide enough that a 14-column challenge table stays one line per row.
         console = Console(width=240)
     return console
-
-
-def print_ranking(ranking: Any) -> None:
-    """Print a :class:`~esrkit.challenge.Ranking` as a rich table (``value (rank)`` cells, as the reports)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    headers, body = ranking.display()
-    table = Table(title=f"{ranking.protocol.title} — ordered by {ranking.order_by}")
-    for i, header in enumerate(headers):
-        table.add_column(
-            escape(header),  # "Δ [dB]", "Runtime [ms]": rich would read the brackets as markup and drop them
-            justify="left" if i in (1, len(headers) - 1) else "right",
-            overflow="fold",
-            no_wrap=i < len(headers) - 1,  # numbers and names stay on one line; only the note wraps
-            max_width=48 if i == len(headers) - 1 else None,
-        )
-    for entry, cells in zip(ranking.entries, body, strict=True):
-        table.add_row(*map(escape, cells), style=None if entry.ranked else "dim")
-    _console().print(table)
 
 
 @challenge_app.command("rank")
@@ -75,6 +54,7 @@ def rank_command(
 ) -> None:
     """Rank rows under a challenge's rules and print the table."""
     from ..challenge import load_protocol, rank_rows, read_rows
+    from ..challenge.tables import ranking_table
 
     if json_out is not None:
         check_output_path(json_out, param="json_out")
@@ -82,62 +62,15 @@ def rank_command(
         check_output_path(csv_out, param="csv_out")
     protocol = load_protocol(challenge)
     ranking = rank_rows(read_rows(rows), protocol, enforce_floor=not no_floor, order_by=order_by)
-    print_ranking(ranking)
+    _console().print(ranking_table(ranking))
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps(ranking.to_dict(), indent=2) + "\n")
+        write_json_atomic(json_out, ranking.to_dict())
     if csv_out is not None:
         write_text_atomic(csv_out, ranking.to_csv())
 
 
 # ----------------------------------------------------------------------------------------------------
 # run
-
-
-def _print_row(document: dict[str, Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..challenge import load_protocol, rank_rows, rows_from_records
-
-    protocol = load_protocol(document["challenge"])
-    row = rows_from_records([document["row"]], "measured")[0]
-    table = Table(title=f"{protocol.title}: {row.label}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in row.values.items():
-        table.add_row(escape(protocol.label(key)), f"{value:.3f}" if key == "params_m" else f"{value:.2f}")
-    entry = rank_rows([row], protocol).entries[0]
-    verdict = "eligible" if entry.ranked else f"not rankable: {entry.reason}"
-    table.caption = escape("; ".join([verdict, *entry.notes, *document["details"]["notes"]]))
-    _console().print(table)
-
-
-def _print_ais_row(document: dict[str, Any]) -> None:
-    """Per-QP fidelity of the model and of Lanczos on the same images, then Δ, runtime and the score S."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..challenge import load_protocol, rows_from_records
-
-    protocol = load_protocol(document["challenge"])
-    rows = rows_from_records(document["rows"], "measured")
-    model, lanczos = rows[0], rows[1]
-    details = document["details"]
-    table = Table(title=escape(f"{protocol.title}: {model.label} on {details['data']}"))
-    table.add_column("QP", justify="right")
-    for head in ("PSNR-RGB", "PSNR-Y", "SSIM-RGB", "SSIM-Y", "PSNR-Y Lanczos", "ΔY"):
-        table.add_column(head, justify="right")
-    for qp in details["qps"]:
-        y, y_base = model.get(f"psnr_y_qp{qp}") or 0.0, lanczos.get(f"psnr_y_qp{qp}") or 0.0
-        table.add_row(str(qp), f"{model.get(f'psnr_rgb_qp{qp}'):.2f}", f"{y:.2f}",
-                      f"{model.get(f'ssim_rgb_qp{qp}'):.3f}", f"{model.get(f'ssim_y_qp{qp}'):.3f}",
-                      f"{y_base:.2f}", f"{y - y_base:+.3f}")
-    eligible = "eligible" if details["eligible"] else f"not eligible: {details['reason']}"
-    summary = [f"Δ (mean PSNR-Y at QP31, QP63 over Lanczos) {details['delta_db']:+.3f} dB",
-               f"runtime {model.get('runtime_ms'):.3f} ms", f"{model.get('params_m'):.3f} M params",
-               f"{model.get('macs_g'):.2f} GMACs", f"score S = 2·2^Δ/(√T·0.1) = {details['score']:.2f} ({eligible})"]
-    table.caption = escape("; ".join(summary + details["notes"]))
-    _console().print(table)
 
 
 def _qp_list(text: str | None) -> tuple[int, ...]:
@@ -190,35 +123,18 @@ def run_command(
 ) -> None:
     """Produce a challenge table row for one model: PSNR, runtime, #params, FLOPs, #acts, memory, #conv
     (AIS 2024: PSNR/SSIM per QP, Δ over Lanczos, runtime at 540p, MACs, and the score)."""
-    from ..challenge import load_protocol, measure_challenge_row
+    from ..challenge import measure_challenge_row
+    from ..challenge.ais2024 import parse_width_height
+    from ..challenge.measures import measured_table
 
     if json_out is not None:
         check_output_path(json_out, param="json_out")
-    if load_protocol(challenge).rule == "ais_score":
-        from ..challenge.ais2024 import measure_ais2024_row, parse_size
-
-        document = measure_ais2024_row(
-            weights, data_root, model=model, random_weights=random_weights, team=team, device=device,
-            precision=precision, qps=_qp_list(qps),
-            crop_multiple=crop_multiple, decoder=decoder, warmup=warmup, repeats=repeats,
-            runtime_size=parse_size(runtime_size),
-        )  # fmt: skip
-        _print_ais_row(document)
-        if json_out is not None:
-            write_text_atomic(json_out, json.dumps(document, indent=2) + "\n")
-        return
     document = measure_challenge_row(
-        challenge,
-        weights,
-        data_root,
-        model=model,
-        random_weights=random_weights,
-        team=team,
-        device=device,
-        precision=precision,
-        trials=trials,
-        runtime_images=runtime_images,
-    )
-    _print_row(document)
+        challenge, weights, data_root, model=model, random_weights=random_weights, team=team, device=device,
+        precision=precision, trials=trials,
+        runtime_images=runtime_images, qps=_qp_list(qps), crop_multiple=crop_multiple, decoder=decoder,
+        warmup=warmup, repeats=repeats, runtime_size=parse_width_height(runtime_size),
+    )  # fmt: skip
+    _console().print(measured_table(document))
     if json_out is not None:
-        write_text_atomic(json_out, json.dumps(document, indent=2) + "\n")
+        write_json_atomic(json_out, document)

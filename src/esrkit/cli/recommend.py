@@ -51,11 +51,11 @@ def recommend_command(
 ) -> None:
     """Measure each model × backend × precision here and recommend the fastest that meets --min-psnr."""
     from ..device import resolve_device
+    from ..profile.table import parse_hxw
     from ..recommend import Candidate, recommend
-    from .profile import parse_size
 
     # Validate everything before any work, so bad input costs nothing and leaves no file behind.
-    size = parse_size(input_size)
+    size = parse_hxw(input_size)
     for w in weights or []:
         if not w.is_file():
             raise InputError(f"no such file: {w}", param="weights")

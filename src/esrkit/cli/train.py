@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -38,9 +39,9 @@ def train_command(
     plan = load_recipe(recipe, overrides or [])
     if smoke:
         plan = smoke_recipe(plan)
-    trainer = Trainer(plan, data, out, val=val or [], data_root=data_root, device=device, resume=resume,
-                      progress=sys.stderr.isatty(), stop_after=stop_after)
     console = Console(stderr=True)
+    trainer = Trainer(plan, data, out, val=val or [], data_root=data_root, device=device, resume=resume,
+                      hooks=_progress_bar(console) if sys.stderr.isatty() else None, stop_after=stop_after)
     if trainer.rank == 0:
         console.print(f"training {plan.model} ×{plan.scale} with {plan.name}: {len(plan.stages)} stage(s), "
                       f"{plan.total_iters:,} iterations, {trainer.world} process(es) on {trainer.device}, "
@@ -58,3 +59,36 @@ def train_command(
         val_text = ", ".join(f"{k.removeprefix('psnr_y_')} {v:.2f} dB" for k, v in result.final_val.items())
         typer.echo(f"{result.deploy_weights} ({result.iterations:,} iterations, {result.wall_s:.0f} s"
                    + (f"; Y-PSNR {val_text}" if val_text else "") + ")")
+
+
+def _progress_bar(console: Any) -> Any:
+    """Hooks drawing a rich bar per stage on stderr: iteration, loss, learning rate, it/s and ETA; validation
+    scores and pruning rounds are printed above it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..train.hooks import TrainHooks
+
+    class Bar(TrainHooks):
+        def stage_started(self, stage: Any, done: int) -> None:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=console,
+                                     transient=False)
+            self.start, self.first = time.perf_counter(), done
+            self.progress.start()
+            self.task = self.progress.add_task(stage.name, total=stage.iters, completed=done, info="")
+
+        def step_done(self, step: int, loss: float, lr: float) -> None:
+            rate = (step - self.first) / max(time.perf_counter() - self.start, 1e-9)
+            self.progress.update(self.task, completed=step, info=f"loss {loss:.4g} lr {lr:.2e} {rate:.1f} it/s")
+
+        def validated(self, scores: dict[str, float]) -> None:
+            self.progress.console.print(", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
+
+        def pruned(self, ratio: float, before: int, after: int, hparams: dict[str, Any]) -> None:
+            print(f"pruned {ratio:.0%} of the filters: {before:,} -> {after:,} parameters ({hparams})",
+                  file=sys.stderr)
+
+        def stage_ended(self) -> None:
+            self.progress.stop()
+
+    return Bar()

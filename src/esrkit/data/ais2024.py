@@ -78,6 +78,7 @@ __all__ = [
     "FFmpegError",
     "cache_dir",
     "check_qp",
+    "check_qps",
     "clear_cache",
     "content_key",
     "decode_avif",
@@ -173,9 +174,25 @@ def encode_command(src: str | os.PathLike[str], dst: str | os.PathLike[str], qp:
 
 
 def check_qp(qp: int) -> int:
+    """``qp`` as an int if it is an AV1 quantizer (0..63; a bool is not a number here)."""
     if isinstance(qp, bool) or not isinstance(qp, int | np.integer) or not 0 <= qp <= 63:
         raise InputError(f"must be an AV1 quantizer in 0..63 (the challenge used {QPS}), got {qp!r}", param="qp")
     return int(qp)
+
+
+def check_qps(qps: Sequence[int], *, required: Sequence[int] = (), needed_for: str = "this measure") -> tuple[int, ...]:
+    """``qps`` as a tuple in the given order (a repeat weights a uniform draw), each a :func:`check_qp`; the
+    ``required`` ones must be among them (the challenge's Δ, ``needed_for``, needs QP31 and QP63), and there must
+    be one at least. The one check of a QP list: training draws from it, ``esrkit challenge ais2024`` measures it.
+    """
+    out = tuple(check_qp(q) for q in qps)
+    missing = [q for q in required if q not in out]
+    if missing:
+        needs = " and ".join(f"QP{q}" for q in required)
+        raise InputError(f"{needed_for} needs {needs}; add {', '.join(map(str, missing))}", param="qps")
+    if not out:
+        raise InputError("give at least one QP", param="qps")
+    return out
 
 
 def _check_rgb(image: np.ndarray, param: str) -> np.ndarray:

@@ -59,7 +59,7 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["KERNELS", "imresize", "lanczos_resize", "output_size"]
+__all__ = ["KERNELS", "imresize", "lanczos_resize", "output_size", "round_saturate"]
 
 _EPS = float(np.finfo(np.float64).eps)  # MATLAB's ``eps``: guards the lanczos 0/0 at x = 0
 
@@ -168,7 +168,7 @@ def _apply_pass(x: torch.Tensor, dim: int, op: _Pass) -> torch.Tensor:
     return out
 
 
-def _round_saturate(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+def round_saturate(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     """Round half away from zero, then clip: MATLAB's conversion of doubles to an integer class.
 
     Uses ``floor`` plus an exact fractional-part test instead of ``floor(x + 0.5)``, which rounds values just
@@ -225,7 +225,7 @@ def _resize_tensor(x: torch.Tensor, out_hw: tuple[int, int], scales: tuple[float
         op = _device_pass(in_hw[axis], out_hw[axis], scales[axis], kernel, antialias, x.device, x.dtype)
         x = _apply_pass(x, axis - 2, op)
     if integer_range is not None:
-        x = _round_saturate(x, *integer_range)
+        x = round_saturate(x, *integer_range)
     return x
 
 

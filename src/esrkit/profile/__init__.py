@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from .counters import (
     AIM2020_RULES,
+    COUNTING_RULES,
     NTIRE2024_RULES,
-    RULES,
     ComplexityCounts,
     CountingRules,
     count_complexity,
@@ -32,9 +32,9 @@ from .runtime import (
 
 __all__ = [
     "AIM2020_RULES",
+    "COUNTING_RULES",
     "NTIRE2024_RULES",
     "PRECISIONS",
-    "RULES",
     "ComplexityCounts",
     "CountingRules",
     "ForwardTiming",

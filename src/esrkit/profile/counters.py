@@ -53,8 +53,8 @@ from torch import nn
 
 __all__ = [
     "AIM2020_RULES",
+    "COUNTING_RULES",
     "NTIRE2024_RULES",
-    "RULES",
     "ComplexityCounts",
     "CountingRules",
     "count_complexity",
@@ -97,9 +97,9 @@ NTIRE2024_RULES = CountingRules(
 """NTIRE 2024 copy: identical FLOPs, but 1-D convs and Linear layers also count as activations and as
 #Conv."""
 
-RULES: dict[str, CountingRules] = {r.name: r for r in (AIM2020_RULES, NTIRE2024_RULES)}
+COUNTING_RULES: dict[str, CountingRules] = {r.name: r for r in (AIM2020_RULES, NTIRE2024_RULES)}
 # "ntire" is what a user of the NTIRE 2022/2023 repos would type; it is the same script as AIM 2020.
-RULES["ntire"] = AIM2020_RULES
+COUNTING_RULES["ntire"] = AIM2020_RULES
 
 
 @dataclass(frozen=True)
@@ -235,11 +235,11 @@ def count_complexity(
     """
     if isinstance(rules, str):
         try:
-            rules = RULES[rules]
+            rules = COUNTING_RULES[rules]
         except KeyError:
             from ..errors import InputError
 
-            raise InputError(f"unknown counting rules {rules!r}; known: {', '.join(sorted(RULES))}") from None
+            raise InputError(f"unknown counting rules {rules!r}; known: {', '.join(sorted(COUNTING_RULES))}") from None
     height, width = (int(v) for v in input_size)
     if height <= 0 or width <= 0 or in_channels <= 0:
         from ..errors import InputError

@@ -32,6 +32,7 @@ __all__ = [
     "L1Loss",
     "MSELoss",
     "build_loss",
+    "check_distillation",
 ]
 
 
@@ -152,6 +153,17 @@ def _module(model: nn.Module, name: str, param: str) -> nn.Module:
     return modules[name]
 
 
+def check_distillation(weight_out: object, weight_feat: object, feature_pairs: Sequence[Any]) -> None:
+    """The rules :class:`DistillationLoss` holds its numbers to, also run when a recipe is loaded (before any
+    model exists): two finite weights >= 0, and a module pair for a positive feature weight."""
+    for value, param in ((weight_out, "weight_out"), (weight_feat, "weight_feat")):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise InputError(f"{param} must be a finite number >= 0, got {value!r}", param=param)
+    if weight_feat > 0 and not feature_pairs:  # type: ignore[operator]
+        raise InputError("feature distillation needs at least one (student, teacher) module pair",
+                         param="feature_pairs")
+
+
 class DistillationLoss(nn.Module):
     """Knowledge distillation from a frozen teacher: output and feature matching, both L1.
 
@@ -178,13 +190,8 @@ class DistillationLoss(nn.Module):
     def __init__(self, student: nn.Module, teacher: nn.Module, feature_pairs: Sequence[tuple[str, str]],
                  weight_out: float = 1.0, weight_feat: float = 1.0) -> None:
         super().__init__()
-        for value, param in ((weight_out, "weight_out"), (weight_feat, "weight_feat")):
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
-                raise InputError(f"must be a finite number >= 0, got {value!r}", param=param)
+        check_distillation(weight_out, weight_feat, feature_pairs)
         pairs = [(str(s), str(t)) for s, t in feature_pairs]
-        if weight_feat > 0 and not pairs:
-            raise InputError("feature distillation needs at least one (student, teacher) module pair",
-                             param="feature_pairs")
         self.weight_out, self.weight_feat = float(weight_out), float(weight_feat)
         self.pairs = pairs
         self.__dict__["student"] = student  # plain attribute: not registered, see the class docstring

@@ -26,9 +26,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import InputError
+from ..errors import InputError, key_list
 
-__all__ = ["Recipe", "Stage", "apply_overrides", "available_recipes", "load_recipe", "smoke"]
+__all__ = ["Recipe", "Stage", "Teacher", "apply_overrides", "available_recipes", "load_recipe", "smoke"]
 
 
 @dataclass
@@ -46,6 +46,22 @@ class Stage:
     # A pruning round before this stage trains: remove this share of the filters of every coupled channel group
     # (L2 norm; DIPNet prunes 0.05 per round and fine-tunes between rounds), see esrkit.compress.prune.
     prune: float | None = None
+
+
+@dataclass
+class Teacher:
+    """The network a distillation recipe learns from, with the weights of its output and feature terms.
+
+    Every stage then adds :class:`~esrkit.train.losses.DistillationLoss` to its loss; the teacher itself is built
+    once per run (:func:`esrkit.train.networks.build_teacher`), its 1×1 adapters per stage (a pruning round
+    changes the student's widths).
+    """
+
+    weights: str | None = None  # a checkpoint (the released file, or esrkit safetensors)
+    model: str | None = None  # a zoo name, built with random weights (a stand-in when the checkpoint is absent)
+    output_weight: float = 1.0  # L1 between student and teacher outputs
+    feature_weight: float = 0.0  # L2 between adapted student features and teacher features
+    feature_pairs: list[list[str]] | None = None  # [[student module, teacher module], ...]
 
 
 @dataclass
@@ -69,7 +85,7 @@ class Recipe:
     val_images: int | None = None  # cap per validation set (None: all)
     checkpoint_every: int = 1000
     log_every: int = 50
-    teacher: dict[str, Any] | None = None  # {"weights"| "model": ..., "feature_pairs": [[student, teacher]], ...}
+    teacher: Teacher | None = None
     init: str | None = None  # a checkpoint the student starts from (its architecture: the recipe's model and scale)
     notes: dict[str, str] = field(default_factory=dict)  # where each number came from
     source: str = ""
@@ -192,7 +208,8 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | Non
         if not isinstance(raw, dict):
             raise InputError(f"{source}: stages.{i} must be a mapping", param="recipe")
         stages.append(_build(Stage, raw, f"{source}: stages.{i}"))
-    recipe = _build(Recipe, {**data, "stages": stages}, source)
+    teacher = _build_teacher(data.pop("teacher", None), source)
+    recipe = _build(Recipe, {**data, "stages": stages, "teacher": teacher}, source)
     recipe.source = source
     recipe.name = recipe.name or Path(source.removeprefix("esrkit:")).stem
     _validate(recipe, source)
@@ -202,16 +219,19 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | Non
 # What each field must hold. YAML gives a key any type (``batch:`` left empty is None, ``patch: 6+`` a string,
 # ``ema: 0)999`` too), and the checks below compare and convert numbers, so a wrong type is reported as such first.
 _KINDS: dict[str, tuple[type, ...]] = {"an integer": (int,), "a number": (int, float), "text": (str,),
-                                       "true or false": (bool,), "a mapping": (dict,)}
+                                       "true or false": (bool,), "a mapping": (dict,),
+                                       "a list": (list,)}
 _RECIPE_TYPES = {"model": "text", "scale": "an integer", "name": "text", "hparams": "a mapping", "seed": "an integer",
                  "degradation": "text", "ema": "a number", "ema_warmup": "true or false", "precision": "text",
                  "channels_last": "true or false",
                  "compile": "true or false", "workers": "an integer", "val_every": "an integer",
                  "val_images": "an integer", "checkpoint_every": "an integer", "log_every": "an integer",
-                 "teacher": "a mapping", "init": "text", "notes": "a mapping"}
+                 "init": "text", "notes": "a mapping"}
 _STAGE_TYPES = {"iters": "an integer", "patch": "an integer", "batch": "an integer", "loss": "a mapping",
                 "optimizer": "a mapping", "name": "text", "scheduler": "a mapping", "grad_clip": "a number",
                 "prune": "a number"}
+_TEACHER_TYPES = {"weights": "text", "model": "text", "output_weight": "a number", "feature_weight": "a number",
+                  "feature_pairs": "a list"}
 
 
 def _check_types(obj: Any, expected: dict[str, str], where: str) -> None:
@@ -223,6 +243,39 @@ def _check_types(obj: Any, expected: dict[str, str], where: str) -> None:
             continue
         if not isinstance(value, _KINDS[kind]) or (isinstance(value, bool) and kind != "true or false"):
             raise InputError(f"{where}: {key} must be {kind}, not {value!r}", param="recipe")
+
+
+def _build_teacher(raw: Any, source: str) -> Teacher | None:
+    """The recipe's ``teacher`` mapping checked whole (keys, types, weights, pairs, a zoo name) when the recipe is
+    loaded, so that a bad teacher fails before the run folder exists, not when the first stage starts."""
+    from ..models import model_info
+    from .losses import check_distillation
+
+    if raw is None:
+        return None
+    where = f"{source}: teacher"
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: teacher must be a mapping, not {raw!r}", param="recipe")
+    known = {f.name for f in dataclasses.fields(Teacher)}
+    unknown = set(raw) - known
+    if unknown:  # key_list: YAML keys may be numbers or null (found by fuzz/)
+        raise InputError(f"{where}: unknown key {key_list(unknown)}; valid: {', '.join(sorted(known))}",
+                         param="recipe")
+    teacher = Teacher(**raw)
+    _check_types(teacher, _TEACHER_TYPES, where)
+    if not teacher.weights and not teacher.model:
+        raise InputError(f"{where} needs weights (a checkpoint) or model (a zoo name)", param="recipe")
+    for pair in teacher.feature_pairs or []:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            raise InputError(f"{where}: feature_pairs holds [student, teacher] module-name pairs, not {pair!r}",
+                             param="recipe")
+    try:
+        check_distillation(teacher.output_weight, teacher.feature_weight, teacher.feature_pairs or [])
+        if teacher.model and not teacher.weights:
+            model_info(teacher.model)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc.message}", param="recipe") from None
+    return teacher
 
 
 def _validate(recipe: Recipe, source: str) -> None:

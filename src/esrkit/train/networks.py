@@ -1,0 +1,82 @@
+"""The networks a run trains with: the seeded student, the ``init`` checkpoint it may start from, the teacher of a
+distillation recipe, and a pruning round between stages.
+
+Each is built before the run folder exists (the trainer's constructor), so that a missing or mismatched file is an
+:class:`~esrkit.errors.InputError` that costs nothing; the teacher is built once per run and shared by the stages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from .recipe import Recipe, Teacher
+
+__all__ = ["build_teacher", "load_init", "prune_round", "seeded_student", "to_layout"]
+
+
+def to_layout(model: nn.Module, recipe: Recipe) -> nn.Module:
+    """``model`` in the memory format the recipe trains in (channels-last by default: faster convolutions)."""
+    return model.to(memory_format=torch.channels_last) if recipe.channels_last else model
+
+
+def seeded_student(recipe: Recipe, device: torch.device, config: dict[str, Any] | None = None) -> nn.Module:
+    """The recipe's model with seeded initial weights (identical on every rank and every run), or, resuming, the
+    configuration a checkpoint records (a pruned run's widths are no longer the recipe's)."""
+    from ..models import create_model
+
+    torch.manual_seed(recipe.seed)
+    name, hparams = (config["name"], config["hparams"]) if config else (recipe.model, recipe.hparams)
+    return to_layout(create_model(name, scale=recipe.scale, **hparams).to(device), recipe)
+
+
+def load_init(path: str, recipe: Recipe, device: torch.device) -> nn.Module:
+    """The student loaded from ``init``: it must be the recipe's architecture at the recipe's scale (its widths may
+    differ from ``hparams``: the checkpoint's shapes decide, as when loading any checkpoint)."""
+    from ..checkpoints import load_checkpoint
+    from ..models import get_config, model_info
+
+    if not Path(path).is_file():
+        raise InputError(f"init: no such file: {path}", param="recipe")
+    model = load_checkpoint(path)
+    config = get_config(model)
+    if config is None or model_info(config.name).family is not model_info(recipe.model).family:
+        raise InputError(f"init: {path} holds {getattr(config, 'name', 'an unknown model')}, not the recipe's "
+                         f"{recipe.model}", param="recipe")
+    if config.scale != recipe.scale:
+        raise InputError(f"init: {path} is ×{config.scale}, the recipe trains ×{recipe.scale}", param="recipe")
+    return model.float().to(device).train()
+
+
+def build_teacher(teacher: Teacher, scale: int, device: torch.device) -> nn.Module:
+    """The teacher network, on ``device`` (frozen by :class:`~esrkit.train.losses.DistillationLoss`).
+
+    Built with the RNG streams left as they were: a zoo-name teacher draws random weights, and the run's own
+    draws (the student's seeded initialisation, the data order) must not depend on whether it has a teacher.
+    """
+    from ..checkpoints import load_checkpoint
+    from ..models import create_model
+
+    with torch.random.fork_rng(devices=[]):
+        if teacher.weights:
+            if not Path(teacher.weights).is_file():
+                raise InputError(f"teacher: no such file: {teacher.weights}", param="recipe")
+            model = load_checkpoint(teacher.weights)
+        else:
+            model = create_model(str(teacher.model), scale=scale)
+    return model.to(device)
+
+
+def prune_round(model: nn.Module, ratio: float, recipe: Recipe, device: torch.device) -> tuple[nn.Module, int, int]:
+    """One pruning round (the same on every rank: it depends on the weights alone); the pruned model and its
+    parameter counts before and after."""
+    from ..compress import prune_filters
+
+    before = sum(p.numel() for p in model.parameters())
+    model = prune_filters(model, ratio)
+    after = sum(p.numel() for p in model.parameters())
+    return to_layout(model.to(device), recipe), before, after

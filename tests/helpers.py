@@ -1,0 +1,72 @@
+"""Helpers the tests share (imported as ``from helpers import …``; pytest puts this folder on ``sys.path``).
+
+Fixtures stay in ``conftest.py``, which pytest loads by itself; plain functions and constants live here, so a test
+module never imports ``conftest`` (pytest's own loading of it and a second import could disagree).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_root() -> Path:
+    env = os.environ.get("ESRKIT_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+#: The shared reference folder (``$ESRKIT_SHARED``, else ``../shared`` beside the checkout).
+SHARED = _shared_root()
+
+
+def shared_path(*parts: str) -> Path:
+    """Path under the shared folder, or skip the calling test with a reason naming what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference material not found: {path} (set ESRKIT_SHARED or place shared/ beside the repo)")
+    return path
+
+
+def randomize_weights(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1, *,
+                      unit_gains: Sequence[str] = (), batchnorm: bool = False) -> nn.Module:
+    """Overwrite every parameter of ``model`` with seeded noise, so that no re-parameterization branch or bias is a
+    no-op and a fold that dropped one would show; returns ``model``.
+
+    Kernels get ``gain`` × noise / √fan-in (outputs stay O(1): with gain 1 a deep random net reaches |y| ~ 10 and
+    float32 rounding alone nears a 1e-5 tolerance), vectors ``bias`` × noise. Parameters whose name ends with one
+    of ``unit_gains`` scale a normalised signal (a LayerNorm's gain): they get 1 + 0.3 × noise. ``batchnorm``
+    also gives every BatchNorm non-trivial running statistics and a gain around 1, so a fold that ignored them
+    would show. The noise is drawn in float64 and cast, so a seed gives the same weights in any dtype.
+    """
+    gen = torch.Generator().manual_seed(seed)
+
+    def noise(shape: Sequence[int]) -> torch.Tensor:
+        return torch.randn(tuple(shape), generator=gen, dtype=torch.float64)
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            z = noise(p.shape)
+            if p.dim() > 1:
+                p.copy_(gain * z / math.sqrt(p[0].numel()))
+            elif unit_gains and name.endswith(tuple(unit_gains)):
+                p.copy_(1.0 + 0.3 * z)
+            else:
+                p.copy_(bias * z)
+        if batchnorm:
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    c = m.num_features
+                    assert m.running_mean is not None and m.running_var is not None
+                    m.running_mean.copy_(0.5 * noise((c,)))
+                    m.running_var.copy_(0.5 + torch.rand(c, generator=gen, dtype=torch.float64))
+                    if m.weight is not None:
+                        m.weight.copy_(1.0 + 0.3 * noise((c,)))
+    return model
