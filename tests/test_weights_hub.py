@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import REPO, SHARED, shared_path
 from esrkit.cli import main
 from esrkit.hub import catalogue
 from esrkit.hub.cache import cache_dir
+from helpers import REPO, SHARED, shared_path
 
 DIPNET_PSNR_Y = {"Set5": 31.81, "Set14": 28.44}  # NTIRE 2023 report / DIPNet paper, ×4, border 4
 
