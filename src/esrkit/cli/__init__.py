@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import EsrkitError
+from ..interrupts import exit_code, handle_termination, interrupt_line
 from . import challenge, convert, demo, evaluate, export, models, profile, recommend, report, train, upscale  # noqa: F401  (command registration)
 from ._app import app
 
@@ -36,19 +37,37 @@ def render_error(exc: EsrkitError) -> str:
     return f"{flag}: {exc.message}"
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as :class:`esrkit.interrupts.Terminated`) that typer's
+    ``Exit(130)`` and ``sys.exit`` were raised from, if any."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input)."""
+    handle_termination()  # SIGTERM/SIGHUP stop the work like Ctrl-C: temporary files removed, one line
     try:
         app(args=argv, prog_name="esrkit", standalone_mode=True)
     except SystemExit as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # typer turns KeyboardInterrupt into a silent exit 130: say it in one line
+            print(interrupt_line(interrupt), file=sys.stderr)
+            return exit_code(interrupt)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except EsrkitError as exc:
         print(f"esrkit: error: {render_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("esrkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(interrupt_line(exc), file=sys.stderr)
+        return exit_code(exc)
     return 0
 
 
