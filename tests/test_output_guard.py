@@ -277,3 +277,41 @@ def test_sigterm_and_sighup_remove_the_temporary_file_and_say_what_was_finished(
     assert proc.returncode == code and len(lines) == 1, err
     assert f"interrupted by {signal.Signals(sig).name}: 1 of 2 output(s) finished, complete" in lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # the image; no .part, no partial video
+
+
+def _limit_file_size() -> None:
+    """In the child: files may not grow past 64 KiB (writes past it fail with EFBIG, as a full disk fails with
+    ENOSPC: a real write error from the kernel, without root or a tiny file system)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the writer instead of failing the write
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_a_write_the_kernel_refuses_is_one_line_naming_the_output(kind: str, tmp_path: Path) -> None:
+    src = _image(tmp_path / "in" / "a.png", 96, 128) if kind == "image" else _clip(tmp_path / "in" / "a.mp4", 40)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "esrkit", "upscale", str(src), "-o", str(out), "--model",
+                           "bicubic", "--device", "cpu"], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+                          capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert f"cannot write {out / src.name}: File too large (EFBIG)" in lines[0], lines[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("node", NODES)
+def test_a_staged_folder_moves_nothing_over_a_node(node: str, tmp_path: Path) -> None:
+    """``evaluate --save-dir`` and ``demo`` publish a staged folder: one node among the destinations stops the move
+    before any file is moved."""
+    from esrkit.fileio import staged_dir
+
+    (tmp_path / "out").mkdir()
+    NODES[node](tmp_path / "out" / "b.png")
+    before = _snapshot(tmp_path / "out" / "b.png")
+    with pytest.raises(InputError, match=r"b\.png exists and is a"), staged_dir(tmp_path / "out") as staging:
+        _image(staging / "a.png")
+        _image(staging / "b.png")
+    assert _snapshot(tmp_path / "out" / "b.png") == before
+    assert not (tmp_path / "out" / "a.png").exists()

@@ -174,11 +174,12 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         os.chmod(folder, new_dir_mode())
         yield folder
-        for src in sorted(folder.rglob("*")):
-            if src.is_file():
-                dst = target / src.relative_to(folder)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        moves = [(src, target / src.relative_to(folder)) for src in sorted(folder.rglob("*")) if src.is_file()]
+        for _, dst in moves:  # nothing is moved when one destination is a device, FIFO or link (output_guard)
+            refuse_non_regular(dst)
+        for src, dst in moves:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

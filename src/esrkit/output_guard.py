@@ -38,6 +38,7 @@ from .errors import InputError, OutputError
 
 __all__ = [
     "STALE_AFTER_S",
+    "WRITE_ERRNOS",
     "check_name_lengths",
     "name_max",
     "refuse_non_regular",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 STALE_AFTER_S = 24 * 3600
+# errno values that can only mean the output could not be written (FFmpeg reports reads and writes alike)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 _DEFAULT_NAME_MAX = 255
 _PREFIX_BYTES = 150  # of the output's name kept in its temporary name: room for the tag, random part and suffix
 _TEMP_NAME = re.compile(r"^\..*\.esrkit-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.[A-Za-z0-9_]+\.part$", re.DOTALL)
@@ -95,14 +98,17 @@ def check_name_lengths(path: str | os.PathLike[str], *, param: str | None = None
                              f"{most} (NAME_MAX); choose a shorter name or output format", param=param)
 
 
+_HINTS = {errno.ENOSPC: "; free some space and run again", errno.EDQUOT: "; the disk quota is used up",
+          errno.ENAMETOOLONG: "; choose a shorter name", errno.EACCES: "; check the folder's permissions",
+          errno.EROFS: "; choose a writable folder", errno.EFBIG: "; the file size limit (ulimit -f) is reached"}
+
+
 def write_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
     """The one-line error for a system error while writing ``path`` (the output the user named, not the
     temporary file that was being written)."""
     code = errno.errorcode.get(exc.errno or 0, "")
     reason = exc.strerror or str(exc) or type(exc).__name__
-    hint = {errno.ENOSPC: "; free some space and run again", errno.EDQUOT: "; the disk quota is used up",
-            errno.ENAMETOOLONG: "; choose a shorter name", errno.EACCES: "; check the folder's permissions",
-            errno.EROFS: "; choose a writable folder"}.get(exc.errno or 0, "")
+    hint = _HINTS.get(exc.errno or 0, "")
     return OutputError(f"cannot write {path}: {reason}{f' ({code})' if code else ''}{hint}")
 
 
