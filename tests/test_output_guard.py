@@ -256,8 +256,8 @@ def _clip(path: Path, frames: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_remove_the_temporary_file_and_say_what_was_finished(sig: int, code: int,
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_signals_remove_the_temporary_file_and_say_what_was_finished(sig: int, code: int,
                                                                                tmp_path: Path) -> None:
     """The issue's case: a signal during a video upscale left ``NAME.mp4.*.part``. Here an image is finished
     first, then the signal arrives while the video's temporary file is being written."""
@@ -275,7 +275,8 @@ def test_sigterm_and_sighup_remove_the_temporary_file_and_say_what_was_finished(
     _, err = proc.communicate(timeout=60)
     lines = err.strip().splitlines()
     assert proc.returncode == code and len(lines) == 1, err
-    assert f"interrupted by {signal.Signals(sig).name}: 1 of 2 output(s) finished, complete" in lines[0]
+    said = f"by {signal.Signals(sig).name}" if sig != signal.SIGINT else "(Ctrl-C)"
+    assert f"esrkit: interrupted {said}: 1 of 2 output(s) finished, complete" in lines[0], lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # the image; no .part, no partial video
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 __all__ = ["Terminated", "exit_code", "handle_termination", "interrupt_line"]
@@ -41,15 +42,23 @@ def _raise(signum: int, _frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
-def handle_termination() -> None:
+def handle_termination() -> Callable[[], None]:
     """Make SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (elsewhere: a no-op, as Python only
-    lets the main thread set handlers). A signal the parent set to be ignored (``nohup``) stays ignored."""
+    lets the main thread set handlers); returns a function putting the previous handlers back. A signal the parent
+    set to be ignored (``nohup``) stays ignored."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return lambda: None
     _state["raised"] = False
-    for sig in _HANDLED:
-        if signal.getsignal(sig) is not signal.SIG_IGN:
+    previous = {sig: signal.getsignal(sig) for sig in _HANDLED}
+    for sig, handler in previous.items():
+        if handler is not signal.SIG_IGN:
             signal.signal(sig, _raise)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    return restore
 
 
 def exit_code(exc: KeyboardInterrupt) -> int:

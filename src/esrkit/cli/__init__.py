@@ -51,8 +51,16 @@ def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input)."""
-    handle_termination()  # SIGTERM/SIGHUP stop the work like Ctrl-C: temporary files removed, one line
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input, 128 + the signal when interrupted:
+    130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    restore = handle_termination()  # SIGTERM/SIGHUP stop the work like Ctrl-C: temporary files removed, one line
+    try:
+        return _run(argv)
+    finally:
+        restore()  # main() called from Python (tests, notebooks) leaves the caller's handlers as they were
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="esrkit", standalone_mode=True)
     except SystemExit as exc:

@@ -10,9 +10,9 @@ at 16 (x264's default is 1.5 × the CPUs) because each thread has its own scratc
 
 :func:`bounded_options` sizes the look-ahead to :data:`ENCODER_BUDGET_BYTES` (1 GiB) of frames: with ``F`` the
 number of frames the budget holds (:func:`frame_cost` each), x264 gets ``rc-lookahead = min(40, F - 4)`` (at least
-2; the 4 are its reference and B-frames) and libvpx ``lag-in-frames = min(25, F)``. So up to 4K output nothing
-changes (x264's own 40-frame look-ahead fits; 4K is 37 frames against 40: almost the same), and an 8K output keeps
-a 6-frame look-ahead. The cost is compression efficiency at 8K, where rate control plans bit allocation over fewer
+2; the 4 are its reference and B-frames) and libvpx ``lag-in-frames = min(25, F)``. So up to 4K output almost
+nothing changes (1080p keeps x264's own 40-frame look-ahead, 4K gets 39), and an 8K output keeps a 6-frame
+look-ahead. The cost is compression efficiency at 8K, where rate control plans bit allocation over fewer
 frames (a few per cent larger files at the same CRF); below that the preset is untouched. The measured peaks
 (child ``VmHWM``) are in ``benchmarks/video_memory.py``'s table and the README's video paragraph.
 """
