@@ -137,16 +137,12 @@ def _image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             w, h = img.size
-        check_pixels(path, w, h)  # esrkit's limit, as read_image applies it later (issue 18: no traceback)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot read image header ({exc})") from None
     except Image.DecompressionBombError as exc:  # not an OSError: it was a traceback (issue 18)
-        raise ImageReadError(f"{path}: image header: {_short_error(exc)} (a decompression bomb?)") from None
+        raise ImageReadError(f"{path}: image header: {str(exc).rstrip('.')}") from None
+    check_pixels(path, w, h)  # esrkit's own limit, as read_image applies it later
     return h, w
-
-
-def _short_error(exc: BaseException) -> str:
-    return str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
 
 
 class _ImageStore:
