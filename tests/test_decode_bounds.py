@@ -5,7 +5,7 @@ any work. Also ``esrkit train`` meeting a header over Pillow's pixel bound: one 
 
 Each test failed on the code before its fix (checked against main at 2871929): the 13000² JPEG with 10 000 scans ran
 past the 10 s bound in ``read_image`` (343 s in the issue), the 200-scan one decoded (14.7 s here), the 52000² output
-went on to decode and tile, WebP/JPEG past their side limits were Pillow tracebacks after the whole upscale, and the
+went on to decode and tile, WebP/JPEG/AVIF past their side limits were tracebacks after the whole upscale, and the
 training set's bomb header was a DecompressionBombError traceback.
 """
 
@@ -148,7 +148,8 @@ def test_an_output_past_the_output_pixel_limit_is_refused_before_decoding(tmp_pa
 
 
 @pytest.mark.parametrize(("fmt", "width", "needle"), [("webp", 4096, "over WebP's limit of 16383 pixels a side"),
-                                                      ("jpg", 16384, "over JPEG's limit of 65500 pixels a side")])
+                                                      ("jpg", 16384, "over JPEG's limit of 65500 pixels a side"),
+                                                      ("avif", 16400, "over AVIF's limit of 65536 pixels a side")])
 def test_format_side_limits_are_checked_before_any_work(fmt: str, width: int, needle: str, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """The first input fits, the second does not: nothing is written, not even the first (checked up front)."""

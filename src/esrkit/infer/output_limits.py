@@ -2,9 +2,9 @@
 so a format that cannot hold it, or an output too large to hold in memory, is refused before a pixel is decoded.
 
 * **Format limits.** WebP stores each side in 14 bits (at most 16383 pixels); libjpeg refuses sides over 65500
-  (``JPEG_MAX_DIMENSION``; the format's own field would take 65535). Pillow only finds out in the encoder, after
-  the whole image has been upscaled, and raises a traceback. The side limits hold whichever way round the image
-  is turned, so an EXIF rotation applied on read does not change the answer.
+  (``JPEG_MAX_DIMENSION``; the format's own field would take 65535); AV1, so AVIF, stops at 65536. Pillow only
+  finds out in the encoder, after the whole image has been upscaled, and raises a traceback. The side limits
+  hold whichever way round the image is turned, so an EXIF rotation applied on read does not change the answer.
 * **Output pixels.** The input is within :func:`esrkit.data.io.max_pixels`, but ×4 makes it sixteen times larger:
   a 13000 × 13000 input (169 Mpx, admitted) would start tiling into a 52000 × 52000 output, an 8.1 GB buffer. The
   output limit is :data:`OUTPUT_PIXELS_FACTOR` = 4 times the input limit (716 Mpx, 2.1 GB as 8-bit RGB with the
@@ -33,7 +33,8 @@ __all__ = ["MAX_SIDE", "OUTPUT_PIXELS_FACTOR", "check_output_size", "check_outpu
 
 OUTPUT_PIXELS_FACTOR = 4
 # output extension → (largest side in pixels, format name)
-MAX_SIDE: dict[str, tuple[int, str]] = {".webp": (16383, "WebP"), ".jpg": (65500, "JPEG"), ".jpeg": (65500, "JPEG")}
+MAX_SIDE: dict[str, tuple[int, str]] = {".webp": (16383, "WebP"), ".jpg": (65500, "JPEG"), ".jpeg": (65500, "JPEG"),
+                                        ".avif": (65536, "AVIF")}
 
 
 def max_output_pixels() -> int | None:
