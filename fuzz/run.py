@@ -43,6 +43,7 @@ TARGETS = {
     "rows_csv": "fuzz_rows_csv.py",
     "rows_json": "fuzz_rows_json.py",
     "video": "fuzz_video.py",
+    "jpeg_progressive": "fuzz_jpeg_progressive.py",
 }
 ARTIFACTS = ("crash-", "timeout-", "oom-", "leak-")
 FINDING_MARK = "ESRKIT-FINDING"

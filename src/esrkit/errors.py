@@ -37,6 +37,11 @@ class ImageReadError(EsrkitError, OSError):
     """An image file cannot be decoded (corrupt, truncated or unsupported format)."""
 
 
+class OutputError(EsrkitError, OSError):
+    """An output cannot be written (a full disk, a name too long, permission denied); the message names the
+    output, not the temporary file being written."""
+
+
 class UnknownModelError(EsrkitError, KeyError):
     """A model name is not in the registry (``str`` is the message itself, not KeyError's quoted repr)."""
 

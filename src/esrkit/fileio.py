@@ -13,7 +13,10 @@ gets the mode an ordinary ``open(path, "w")`` would give it: an existing target 
 
 :func:`check_output_path` is the single validation every output option goes through before any work is done, so
 ``evaluate --json``, ``profile --json``, ``report -o`` and the others accept and refuse the same paths; missing
-parent folders are then created when the file is written.
+parent folders are then created when the file is written. An existing output that is not a regular file (a
+device, FIFO, socket or symbolic link) is refused there and again at the rename, and a system error while writing
+(a full disk, a name too long) is an :class:`~esrkit.errors.OutputError` naming the output (see
+:mod:`esrkit.output_guard`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import InputError
+from .errors import EsrkitError, InputError
+from .output_guard import check_name_lengths, refuse_non_regular, temp_prefix, write_error
 
 __all__ = [
     "atomic_path",
@@ -97,6 +101,9 @@ def check_output_path(
     target = Path(path)
     if str(target) in ("", "."):
         raise InputError("an output path is required", param=param)
+    check_name_lengths(target, param=param)
+    if kind == "file":  # a device, FIFO, socket or symbolic link there is not ours to replace (output_guard)
+        refuse_non_regular(target, param=param)
     if kind == "file" and target.is_dir():
         raise InputError(f"{target} is a folder; give a file path", param=param)
     if kind == "dir" and target.exists() and not target.is_dir():
@@ -114,18 +121,22 @@ def atomic_path(path: str | os.PathLike[str], *, mkdir: bool = True) -> Iterator
     """Yield a temporary path beside ``path``; on a clean exit it is fsynced, given the mode an ordinary write
     would give ``path`` (see the module docstring) and renamed onto ``path``. ``mkdir`` creates missing parents."""
     path = Path(path)
-    for attempt in range(3):
-        if mkdir:
-            path.parent.mkdir(parents=True, exist_ok=True)  # ``mkdir -p``: new folders get the umask's mode
-        try:
-            # unique per writer (mkstemp: O_EXCL, random suffix), so concurrent writers never share a temporary
-            # file; the prefix is shortened so that the name stays within the 255-byte limit of most filesystems
-            fd, name = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".part", dir=path.parent)
-            break
-        except FileNotFoundError:
-            # another process (a failed run tidying the empty folders it made) removed the folder just now
-            if not mkdir or attempt == 2:
-                raise
+    try:
+        for attempt in range(3):
+            if mkdir:
+                path.parent.mkdir(parents=True, exist_ok=True)  # ``mkdir -p``: new folders get the umask's mode
+            try:
+                # unique per writer (mkstemp: O_EXCL, random suffix), so concurrent writers never share a temporary
+                # file; the name carries this process's id, so a later run can tell a killed run's leftovers from
+                # a live writer's file (output_guard.remove_stale_parts), and stays within 255 bytes
+                fd, name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".part", dir=path.parent)
+                break
+            except FileNotFoundError:
+                # another process (a failed run tidying the empty folders it made) removed the folder just now
+                if not mkdir or attempt == 2:
+                    raise
+    except OSError as exc:
+        raise write_error(path, exc) from None
     os.close(fd)
     tmp = Path(name)
     try:
@@ -137,9 +148,12 @@ def atomic_path(path: str | os.PathLike[str], *, mkdir: bool = True) -> Iterator
         except OSError:
             mode = new_file_mode()
         os.chmod(tmp, mode)
+        refuse_non_regular(path)  # again at the rename: a node made while the output was being written
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, EsrkitError) and exc.errno is not None:
+            raise write_error(path, exc) from None  # a full disk, a name too long: one line naming the output
         raise
 
 
@@ -160,11 +174,12 @@ def staged_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         os.chmod(folder, new_dir_mode())
         yield folder
-        for src in sorted(folder.rglob("*")):
-            if src.is_file():
-                dst = target / src.relative_to(folder)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+        moves = [(src, target / src.relative_to(folder)) for src in sorted(folder.rglob("*")) if src.is_file()]
+        for _, dst in moves:  # nothing is moved when one destination is a device, FIFO or link (output_guard)
+            refuse_non_regular(dst)
+        for src, dst in moves:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

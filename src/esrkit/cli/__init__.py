@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import EsrkitError
+from ..interrupts import exit_code, handle_termination, interrupt_line
 from . import challenge, convert, demo, evaluate, export, models, profile, pull, recommend, report, train, upscale  # noqa: F401  (command registration)
 from ._app import app
 
@@ -37,19 +38,45 @@ def render_error(exc: EsrkitError) -> str:
     return f"{flag}: {exc.message}"
 
 
+def _interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as :class:`esrkit.interrupts.Terminated`) that typer's
+    ``Exit(130)`` and ``sys.exit`` were raised from, if any."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, KeyboardInterrupt):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input)."""
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 bad input, 128 + the signal when interrupted:
+    130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+    restore = handle_termination()  # SIGTERM/SIGHUP stop the work like Ctrl-C: temporary files removed, one line
+    try:
+        return _run(argv)
+    finally:
+        restore()  # main() called from Python (tests, notebooks) leaves the caller's handlers as they were
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, prog_name="esrkit", standalone_mode=True)
     except SystemExit as exc:
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # typer turns KeyboardInterrupt into a silent exit 130: say it in one line
+            print(interrupt_line(interrupt), file=sys.stderr)
+            return exit_code(interrupt)
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except EsrkitError as exc:
         print(f"esrkit: error: {render_error(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("esrkit: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(interrupt_line(exc), file=sys.stderr)
+        return exit_code(exc)
     return 0
 
 

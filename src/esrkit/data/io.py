@@ -43,6 +43,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError, InputError
 from ..fileio import atomic_path
+from .jpeg_scans import check_jpeg_scans
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".avif")
 _WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -166,6 +167,8 @@ def decode_image(path: str | os.PathLike[str], convert: Callable[[Image.Image], 
                 check_pixels(path, img.size[0], img.size[1])
                 if img.format == "TIFF":
                     _check_tiff_strips(path, img)
+                if img.format in ("JPEG", "MPO"):  # scans × pixels bounds the decode time (see jpeg_scans)
+                    check_jpeg_scans(path, img.size[0], img.size[1], limit)
                 img.load()  # decode now so truncation surfaces here, not later
                 result = convert(img)
     except ImageReadError:

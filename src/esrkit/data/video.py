@@ -8,7 +8,8 @@ What is kept, and how:
 * **audio**: every audio stream is *remuxed* (its packets copied, not re-encoded), so the sound is bit-identical
   and costs nothing. The output container has the input's type (the output keeps the input's extension), so
   whatever audio codec the input held, the output container can hold too;
-* **frames in memory**: one at a time (plus the encoder's look-ahead), so a long video costs no more than a frame.
+* **frames in memory**: one at a time, plus the encoder's look-ahead and threads, which are sized to a fixed
+  budget of frames (:mod:`esrkit.data.encoder_memory`), so a long video, or an 8K output, costs a bounded amount.
 
 What is not kept: subtitle/data streams and chapters (dropped), bit depth above 8 (frames are decoded to 8-bit
 RGB because the SR models are trained on 8-bit RGB), HDR/colour metadata and rotation side data. The video is
@@ -50,6 +51,8 @@ import numpy as np
 
 from ..errors import ImageReadError, InputError
 from ..fileio import atomic_path
+from ..output_guard import WRITE_ERRNOS, write_error
+from .encoder_memory import bounded_options
 from .io import check_pixels, max_pixels
 
 __all__ = ["DEFAULT_MAX_FRAMES", "VIDEO_EXTENSIONS", "VideoInfo", "VideoResult", "is_video_file", "max_frames",
@@ -122,6 +125,14 @@ def _read_error(path: Path, exc: BaseException, done: int | None = None) -> Imag
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     where = f" after {done} good frame(s)" if done is not None else ""
     return ImageReadError(f"{path}: cannot be decoded{where} ({text})")
+
+
+def _failure(src: Path, dst: Path, exc: BaseException, done: int) -> Exception:
+    """A failure while decoding, encoding or muxing: the output's one line when the system refused the write (a
+    full disk, a file too large), else the input's."""
+    if getattr(exc, "errno", None) in WRITE_ERRNOS:
+        return write_error(dst, exc)  # type: ignore[arg-type]
+    return _read_error(src, exc, done=done)
 
 
 def max_frames() -> int | None:
@@ -310,20 +321,22 @@ def upscale_video(src: str | os.PathLike[str], dst: str | os.PathLike[str],
                         if on_frame is not None:
                             on_frame(count)
             except av.error.FFmpegError as exc:
-                raise _read_error(src, exc, done=count) from None
+                raise _failure(src, dst, exc, count) from None
             if vout is None:
                 raise ImageReadError(f"{src}: no decodable video frame")
             _check_complete(av, source, src, reached, count)
             try:
                 encode(None)  # flush the encoder's look-ahead
             except av.error.FFmpegError as exc:  # e.g. timestamps the muxer refuses, carried over from the input
-                raise _read_error(src, exc, done=count) from None
+                raise _failure(src, dst, exc, count) from None
             # The trailer (MP4's index, Matroska's cues) is written here rather than by the with-block's exit, so
             # that a muxer refusing it is the input's error: timestamps carried over from a file declaring 1141
             # frames per 2,052,263,813 s overflow MP4's index (found by fuzz/).
             try:
                 sink.close()
             except av.error.FFmpegError as exc:
+                if getattr(exc, "errno", None) in WRITE_ERRNOS:
+                    raise write_error(dst, exc) from None  # type: ignore[arg-type]
                 reason = getattr(exc, "strerror", None) or type(exc).__name__  # its text names the temporary file
                 raise ImageReadError(f"{src}: {count} frame(s) decoded, but their timestamps cannot be stored in "
                                      f"a {dst.suffix} file ({reason}; frame rate {rate} from the input)") from None
@@ -350,10 +363,13 @@ def _video_stream(sink: Any, encoder: str, options: dict[str, str], vin: Any, wi
                   cfr: bool) -> Any:
     """The encoder stream; ``cfr`` (AVI) numbers frames 0, 1, 2… at 1/rate, the only timing AVI can store."""
     rate = _rate(vin) or Fraction(25)
+    # 4:2:0 subsamples chroma by two in both directions, so it needs even sides.
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    # look-ahead and threads sized so the encoder's frames stay within a fixed budget at any output size
+    options = bounded_options(encoder, options, width, height, pix_fmt)
     stream = sink.add_stream(encoder, rate=rate, options=options)
     stream.width, stream.height = width, height
-    # 4:2:0 subsamples chroma by two in both directions, so it needs even sides.
-    stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    stream.pix_fmt = pix_fmt
     # otherwise the input's timestamps stay exact (variable frame rate included)
     time_base = 1 / rate if cfr else vin.time_base
     stream.time_base = time_base

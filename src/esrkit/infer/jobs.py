@@ -28,8 +28,10 @@ path problem is found first and costs nothing; :func:`upscale_files` runs them t
 * outputs land inside ``out`` and nowhere else. Output names come from the input's *name* (file inputs) or its
   path inside the folder (folder inputs), never from ``..``; and each destination is resolved through the
   symbolic links that exist on the way, so a link inside ``out`` (a sub-folder or an output file) pointing
-  outside it is refused rather than written through. A link that stays inside ``out`` is fine: an existing
-  output that is a link is *replaced* by the new file (the atomic rename replaces the link, not its target);
+  outside it is refused rather than written through. An output path that exists and is not a regular file (a
+  symbolic link, even one inside ``out``, a device node, a FIFO, a socket) is refused, not counted as skipped and
+  not replaced with ``overwrite`` (:mod:`esrkit.output_guard`); output names longer than the file system's
+  ``NAME_MAX`` are refused too (``photo.jpg`` → ``photo.webp`` is one byte longer);
 * symbolic links among the inputs: a linked file is read through the link and its output is named after the
   link; linked sub-folders of an input folder are not descended into (no loops, nothing outside the tree);
   pipes, devices and sockets are refused (reading them may never end);
@@ -40,8 +42,15 @@ path problem is found first and costs nothing; :func:`upscale_files` runs them t
 * concurrent runs into one folder: every output is written to a unique temporary name beside it and renamed
   over it atomically (:func:`esrkit.fileio.atomic_path`), so two ``esrkit upscale`` processes writing the same
   folder each leave complete images (the last rename wins), never a torn or mixed file. A run killed outright
-  (SIGKILL) can leave a hidden ``.NAME.*.part`` temporary file, never a partial output (planners skip hidden
-  files). The checks run when the plan is made; a link created while a run is going is not seen.
+  (SIGKILL) can leave a hidden ``.NAME.esrkit-HOST-PID.*.part`` temporary file, never a partial output
+  (planners skip hidden files); the next run into that folder removes it once its process is gone (never a live
+  run's: :func:`esrkit.output_guard.remove_stale_parts`). SIGTERM, SIGHUP and Ctrl-C remove the temporary file at
+  once (:mod:`esrkit.interrupts`). The checks run when the plan is made; a link created while a run is going is
+  not seen, except that the rename refuses to replace anything but a regular file.
+
+**Sizes** (checked from the headers after the model is known and before the first output is written,
+:mod:`esrkit.infer.output_limits`): an output over WebP's 16383 or JPEG's 65500 pixels a side, or over the output
+pixel limit, is refused with one line before any work.
 
 Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each process takes every ``WORLD_SIZE``-th job of the sorted
 plan, starting at its ``RANK``, and writes its own outputs, so N processes (one device each: ``cuda:LOCAL_RANK``,
@@ -61,7 +70,9 @@ from pathlib import Path
 from ..data.video import VIDEO_EXTENSIONS, upscale_video
 from ..errors import InputError
 from ..fileio import check_output_path
+from ..output_guard import check_name_lengths, refuse_non_regular, remove_stale_parts
 from .image_job import UPSCALE_IMAGE_EXTENSIONS, upscale_image_file
+from .output_limits import check_output_sizes
 from .upscaler import Upscaler
 
 __all__ = [
@@ -192,12 +203,21 @@ def _check_destinations(jobs: Sequence[Job], out: Path) -> None:
         if other is not None:
             raise InputError(f"{other.src} and {job.src} would write {other.dst} and {job.dst}, names that differ "
                              "only in case (one file on case-insensitive file systems); rename one", param="inputs")
+        check_name_lengths(job.dst, param="out")  # photo.jpg → photo.webp may outgrow NAME_MAX
+        refuse_non_regular(job.dst, param="out")  # a device, FIFO or link named like an output is not ours
         by_dst[real] = job.src
         by_fold[_fold(real)] = job
     for job in jobs:
         if job.src.resolve() in by_dst:
             raise InputError(f"{job.src} is also an output of this run ({by_dst[job.src.resolve()]} would write it); "
                              "choose an output folder apart from the inputs", param="out")
+
+
+def _common_root(jobs: Sequence[Job]) -> str:
+    try:
+        return os.path.commonpath([str(j.dst.parent) for j in jobs]) or "."
+    except ValueError:
+        return "the output folder"
 
 
 def distributed_env() -> tuple[int, int, int]:
@@ -282,6 +302,9 @@ def upscale_files(upscaler: Upscaler, jobs: Sequence[Job], *, overwrite: bool = 
     mine = shard(jobs, rank, world)
     todo = [j for j in mine if overwrite or not j.dst.exists()]
     summary.skipped = len(mine) - len(todo)
+    check_output_sizes(todo, upscaler.scale)  # every output's size is known from the headers: refuse before work
+    for folder in sorted({j.dst.parent for j in mine}):
+        remove_stale_parts(folder)  # temporary files a killed run left (only stale ones: see output_guard)
     hooks.start(todo)
     made: list[Path] = []  # folders this run created, removed again if a failure leaves them empty
     start = time.perf_counter()
@@ -304,7 +327,11 @@ def upscale_files(upscaler: Upscaler, jobs: Sequence[Job], *, overwrite: bool = 
                 summary.frames += result.frames
                 summary.megapixels += result.frames * result.width * result.height / 1e6
             hooks.job_done(job)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM/SIGHUP (esrkit.interrupts): say what is done
+            done = summary.images + summary.videos
+            exc.finished = (f"{done} of {len(todo)} output(s) finished, complete, under {_common_root(todo)}; "  # type: ignore[attr-defined]
+                            "a rerun continues from there")
         # Under torchrun another rank may be about to write into a folder that is empty now, so only a lone
         # process tidies up.
         for folder in sorted(made if world == 1 else [], key=lambda p: len(p.parts), reverse=True):

@@ -48,7 +48,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ..data.io import is_image_file, read_image
+from ..data.io import check_pixels, is_image_file, read_image
 from ..errors import ImageReadError, InputError
 from ..fileio import atomic_path
 from .augment import dihedral_ops, draw_transform
@@ -128,6 +128,9 @@ def image_size(path: Path) -> tuple[int, int]:
             w, h = img.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot read image header ({exc})") from None
+    except Image.DecompressionBombError as exc:  # not an OSError: it was a traceback (issue 18)
+        raise ImageReadError(f"{path}: image header: {str(exc).rstrip('.')}") from None
+    check_pixels(path, w, h)  # esrkit's own limit, as read_image applies it later
     return h, w
 
 
