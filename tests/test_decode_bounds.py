@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
 from esrkit.cli import main
 from esrkit.data.io import read_image, reset_max_pixels, set_max_pixels, write_image
 from esrkit.data.jpeg_scans import count_scans
@@ -28,6 +27,7 @@ from esrkit.errors import ImageReadError, InputError
 from esrkit.infer import Upscaler
 from esrkit.infer.jobs import plan_jobs, upscale_files
 from esrkit.models import create_model
+from helpers import REPO
 from jpeg_cases import progressive_jpeg, scan_count, with_repeated_scan, with_size
 
 RNG = np.random.default_rng(18)

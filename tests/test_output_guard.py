@@ -29,7 +29,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
 from esrkit.checkpoints import save_checkpoint
 from esrkit.cli import main
 from esrkit.data.io import write_image
@@ -37,6 +36,7 @@ from esrkit.errors import InputError, OutputError
 from esrkit.fileio import atomic_path, write_text_atomic
 from esrkit.models import create_model
 from esrkit.output_guard import STALE_AFTER_S, remove_stale_parts, temp_prefix
+from helpers import REPO
 
 RNG = np.random.default_rng(181)
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import esrkit.data.encoder_memory as encoder_memory
-from conftest import REPO
 from esrkit.data.encoder_memory import ENCODER_BUDGET_BYTES, bounded_options, frame_cost
 from esrkit.data.video import upscale_video
+from helpers import REPO
 
 RNG = np.random.default_rng(6)
 
