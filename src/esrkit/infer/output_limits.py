@@ -19,15 +19,13 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from PIL import Image
 
 from ..data.io import max_pixels
 from ..errors import EsrkitError, InputError
-
-if TYPE_CHECKING:
-    from .jobs import Job
 
 __all__ = ["MAX_SIDE", "OUTPUT_PIXELS_FACTOR", "check_output_size", "check_output_sizes", "max_output_pixels"]
 
@@ -59,7 +57,15 @@ def check_output_size(src: object, dst: object, width: int, height: int, scale: 
                          "pixel limit; raise $ESRKIT_MAX_PIXELS to write it anyway)", param="inputs")
 
 
-def check_output_sizes(jobs: Sequence[Job], scale: int) -> None:
+class PlannedOutput(Protocol):
+    """What the check reads of a planned job (:class:`esrkit.infer.jobs.Job`, which imports this module)."""
+
+    src: Path
+    dst: Path
+    kind: str
+
+
+def check_output_sizes(jobs: Sequence[PlannedOutput], scale: int) -> None:
     """:func:`check_output_size` for every job, from the image headers and video stream headers alone."""
     from ..data.video import probe_video
 
