@@ -6,7 +6,7 @@ description and compare it with the file, so a truncated, corrupt or hostile fil
 :class:`~esrkit.errors.CheckpointError` naming the file, in memory near the file's own size. One module per
 surface:
 
-* :mod:`.pickles`: ``.pth`` (zip and legacy), the pickles' declared storages and lengths;
+* :mod:`.pickles`: ``.pth`` (zip and legacy), the pickles' declared storages, lengths and opcode counts;
 * :mod:`.safetensors_header`: ``.safetensors``, the JSON header's shapes and offsets;
 * :mod:`.common`: the element cap they share and the NaN/Inf check on loaded tensors.
 """
@@ -14,8 +14,8 @@ surface:
 from __future__ import annotations
 
 from .common import MAX_CHECKPOINT_ELEMENTS, check_finite, human_size
-from .pickles import MAX_PICKLE_BYTES, inspect_pth
+from .pickles import MAX_PICKLE_BYTES, MAX_PICKLE_GLOBALS, MAX_PICKLE_OPCODES, inspect_pth
 from .safetensors_header import inspect_safetensors
 
-__all__ = ["MAX_CHECKPOINT_ELEMENTS", "MAX_PICKLE_BYTES", "check_finite", "human_size", "inspect_pth",
-           "inspect_safetensors"]
+__all__ = ["MAX_CHECKPOINT_ELEMENTS", "MAX_PICKLE_BYTES", "MAX_PICKLE_GLOBALS", "MAX_PICKLE_OPCODES", "check_finite",
+           "human_size", "inspect_pth", "inspect_safetensors"]

@@ -3,8 +3,9 @@
 A checkpoint says how big its tensors are before it holds their bytes, and torch believes it: the legacy format
 allocates every storage at the size its pickle declares and only then reads the bytes; the zip format wraps each
 ``data/N`` record in a storage of the *declared* size. A few kilobytes can therefore declare a 10¹²-element (4 TB)
-tensor. :func:`inspect_pth` reads only the pickles and compares every declared size with the bytes the file
-really holds, so a truncated, corrupt or hostile file is refused with a
+tensor. The pickle itself costs memory too: every opcode may build an object, and a zip record compresses a run
+of one-byte opcodes a thousandfold. :func:`inspect_pth` reads only the pickles and compares every declared size
+with the bytes the file really holds, so a truncated, corrupt or hostile file is refused with a
 :class:`~esrkit.errors.CheckpointError` naming the file and the tensor, in memory near the file's own size.
 
 How the pickle is read without trusting it: first :mod:`pickletools` walks its opcodes, checking every declared
@@ -21,7 +22,9 @@ Limits, documented where they are enforced:
   and the bytes after it), and every tensor must fit in its storage;
 * :data:`~esrkit.checkpoint_inspect.common.MAX_CHECKPOINT_ELEMENTS` caps the elements of all tensors together;
 * a pickle above :data:`MAX_PICKLE_BYTES` (64 MiB) is refused: a state dict's pickle holds names and shapes only,
-  tens of kilobytes for an SR network.
+  tens of kilobytes for an SR network;
+* a pickle of more than :data:`MAX_PICKLE_OPCODES` opcodes, or naming more than :data:`MAX_PICKLE_GLOBALS`
+  distinct globals, is refused before it is unpickled (see there why lengths alone do not bound memory).
 """
 
 from __future__ import annotations
@@ -42,9 +45,17 @@ import torch
 from ..errors import CheckpointError
 from .common import MAX_CHECKPOINT_ELEMENTS, human_size
 
-__all__ = ["MAX_PICKLE_BYTES", "inspect_pth"]
+__all__ = ["MAX_PICKLE_BYTES", "MAX_PICKLE_GLOBALS", "MAX_PICKLE_OPCODES", "inspect_pth"]
 
 MAX_PICKLE_BYTES = 64 << 20
+# Every opcode pushes at most one object, and an unpickler keeps them all: a run of EMPTY_SET opcodes costs 216
+# bytes of memory per byte of pickle, a run of MARKs a list each, and a zip record deflates such a run about a
+# thousandfold, so the 64 MiB cap on the pickle's bytes alone admitted 16 KB files that unpickled to 4 GB. A
+# state dict needs some 30 opcodes per tensor (name, persistent id, offset, shape, stride, flags), an SR network
+# a few hundred tensors: 2¹⁹ opcodes is room for ~17,000 tensors, and holds any pickle's objects to ~0.2 GB.
+MAX_PICKLE_OPCODES = 1 << 19
+# Each distinct global becomes a class (a kilobyte or more) in the inert unpickler; a state dict names a handful.
+MAX_PICKLE_GLOBALS = 1024
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, first pickle of the legacy format
 
 # bytes per element of the storage classes torch pickles (torch.FloatStorage, ...)
@@ -128,6 +139,9 @@ class _InertUnpickler(pickle._Unpickler):  # type: ignore[misc,name-defined]
     def find_class(self, module: str, name: str) -> type[_Inert]:
         key = (module, name)
         if key not in self._classes:
+            if len(self._classes) >= MAX_PICKLE_GLOBALS:
+                raise CheckpointError(f"its pickle names over {MAX_PICKLE_GLOBALS:,} distinct globals where a "
+                                      "state dict names a handful")
             self._classes[key] = type(f"Inert_{name}", (_Inert,), {"where": key})
         return self._classes[key]
 
@@ -217,25 +231,35 @@ def _check_declarations(path: Path, root: Any, storages: Mapping[str, _Storage],
                                   "loading (truncated, corrupt or hostile)")
 
 
-def _check_lengths(fh: BinaryIO) -> None:
+def _walk(fh: BinaryIO) -> None:
     """Walk one pickle's opcodes (from ``fh``'s position to its STOP, then back) so that a length-prefixed
-    argument (``BINUNICODE``, ``BINBYTES``, ``FRAME`` …) longer than what follows is an error here.
+    argument (``BINUNICODE``, ``BINBYTES``, ``FRAME`` …) longer than what follows, more than
+    :data:`MAX_PICKLE_OPCODES` opcodes or more than :data:`MAX_PICKLE_BYTES` is an error here, before any object
+    is built.
 
-    The pure-Python unpickler below takes a short read as the whole string and goes on, and the C unpickler that
-    ``torch.load`` runs asks the file for the declared length first: a file object's ``read(n)`` allocates ``n``
-    bytes before it knows how many there are, so 500 bytes declaring a few 0.7 GB strings made torch.load peak at
-    14 GB (found by ``fuzz/``). :mod:`pickletools` checks every declared length against the bytes it gets."""
+    Lengths: the pure-Python unpickler below takes a short read as the whole string and goes on, and the C
+    unpickler that ``torch.load`` runs asks the file for the declared length first: a file object's ``read(n)``
+    allocates ``n`` bytes before it knows how many there are, so 500 bytes declaring a few 0.7 GB strings made
+    torch.load peak at 14 GB (found by ``fuzz/``). :mod:`pickletools` checks every declared length against the
+    bytes it gets. Counts: see :data:`MAX_PICKLE_OPCODES` (a 16 KB zip of EMPTY_SET opcodes peaked at 4 GB)."""
     start = fh.tell()
     try:
-        for _ in pickletools.genops(fh):
-            pass
+        for count, (_, _, position) in enumerate(pickletools.genops(fh), 1):
+            if count > MAX_PICKLE_OPCODES:
+                raise CheckpointError(f"its pickle has over {MAX_PICKLE_OPCODES:,} opcodes (objects to build) "
+                                      "where a state dict needs some 30 per tensor; refused before unpickling")
+            if position is not None and position - start > MAX_PICKLE_BYTES:
+                raise CheckpointError(f"a pickle over {human_size(MAX_PICKLE_BYTES)}, more than a state dict's "
+                                      "names and shapes could need")
+    except CheckpointError:
+        raise
     except ValueError as exc:  # "expected N bytes in a unicodestring4, but only M remain", bad opcodes, …
         raise CheckpointError(f"corrupt pickle ({str(exc).splitlines()[0][:160]})") from None
     fh.seek(start)
 
 
 def _unpickle(fh: BinaryIO) -> tuple[Any, dict[str, _Storage]]:
-    _check_lengths(fh)
+    _walk(fh)
     unpickler = _InertUnpickler(fh)
     return unpickler.load(), unpickler.storages
 
