@@ -7,15 +7,29 @@ description and compare it with the file, so a truncated, corrupt or hostile fil
 surface:
 
 * :mod:`.pickles`: ``.pth`` (zip and legacy), the pickles' declared storages, lengths and opcode counts;
-* :mod:`.safetensors_header`: ``.safetensors``, the JSON header's shapes and offsets;
+* :mod:`.safetensors_header`: ``.safetensors``, the JSON header's size and nesting, then its shapes and offsets;
+* :mod:`.metadata`: esrkit's model description (name, scale, form, hyper-parameters), and the model any
+  description names built on the ``meta`` device and compared with the file's tensors before a real one is;
 * :mod:`.common`: the element cap they share and the NaN/Inf check on loaded tensors.
 """
 
 from __future__ import annotations
 
 from .common import MAX_CHECKPOINT_ELEMENTS, check_finite, human_size
+from .metadata import MAX_BUILD_REGISTRATIONS, check_buildable, config_from_metadata, state_diff
 from .pickles import MAX_PICKLE_BYTES, MAX_PICKLE_GLOBALS, MAX_PICKLE_OPCODES, inspect_pth
-from .safetensors_header import inspect_safetensors
+from .safetensors_header import (
+    MAX_HEADER_DEPTH,
+    MAX_HEADER_ITEMS,
+    MAX_SAFETENSORS_HEADER_BYTES,
+    check_json_text,
+    inspect_safetensors,
+    parse_json_text,
+)
 
-__all__ = ["MAX_CHECKPOINT_ELEMENTS", "MAX_PICKLE_BYTES", "MAX_PICKLE_GLOBALS", "MAX_PICKLE_OPCODES", "check_finite",
-           "human_size", "inspect_pth", "inspect_safetensors"]
+__all__ = [
+    "MAX_BUILD_REGISTRATIONS", "MAX_CHECKPOINT_ELEMENTS", "MAX_HEADER_DEPTH", "MAX_HEADER_ITEMS", "MAX_PICKLE_BYTES",
+    "MAX_PICKLE_GLOBALS", "MAX_PICKLE_OPCODES", "MAX_SAFETENSORS_HEADER_BYTES", "check_buildable", "check_finite",
+    "check_json_text", "config_from_metadata", "human_size", "inspect_pth", "inspect_safetensors",
+    "parse_json_text", "state_diff",
+]
