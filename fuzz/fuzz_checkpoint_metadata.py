@@ -30,12 +30,14 @@ from safetensors.torch import save_file
 
 with atheris.instrument_imports(include=["esrkit"]):
     from esrkit.checkpoints import load_checkpoint
+    from esrkit.layouts import known_layouts
     from esrkit.models import create_model, list_models, model_info
     from esrkit.models.hparams import MAX_HPARAM_INT
     from esrkit.models.registry import hparam_names
 
 MAX_LEN = 512
 _PATH = _harness.scratch_dir() / "metadata.safetensors"
+known_layouts()  # warm the cache of every layout (and torch's meta-device imports) so it is not a slow input
 NAMES = list_models()
 INTS = (0, 1, 2, 3, 4, 8, 16, 48, 64, MAX_HPARAM_INT, MAX_HPARAM_INT + 1, 10_000_000, -1, -5, 2**63)
 FLOATS = (0.0, 0.5, 1.0, 2.0, 255.0, -1.0, 1e-300, 1e300, math.inf, -math.inf, math.nan)
