@@ -13,10 +13,11 @@ MSRResNet (the kernel killed the process) before any tensor shape was compared; 
 2. :func:`check_buildable` builds that config on the ``meta`` device, where tensors have shapes but no storage,
    and refuses it unless its state dict has exactly the file's keys and shapes. The meta build itself is bounded:
    module, parameter and buffer registrations are counted by torch's global registration hooks (this thread's
-   only) and stopped past :data:`MAX_BUILD_REGISTRATIONS`, or past 64 per tensor in the file (the zoo's worst
-   train form registers 16 per deploy tensor), and the train form's elements are held to 32 times the file's
-   plus 4 M (a train form is at most ~15 times its deploy form: CASR and ANUNet), so a deploy-form file cannot
-   make its train form large either.
+   only) and stopped past :data:`MAX_BUILD_REGISTRATIONS`, or past 24 per tensor in the file plus 512 (the
+   zoo's worst train form, ANUNet's, registers 16.4 per deploy tensor; a registration costs about a millisecond
+   on a busy 2-core machine), and the train form's elements are held to 32 times the file's plus 4 M (a train
+   form is at most ~15 times its deploy form: CASR and ANUNet), so a deploy-form file cannot make its train
+   form large either.
 
 Only then is the real module built, at the size of what the file holds.
 """
@@ -38,8 +39,8 @@ from .common import MAX_CHECKPOINT_ELEMENTS
 
 __all__ = ["MAX_BUILD_REGISTRATIONS", "check_buildable", "config_from_metadata", "state_diff"]
 
-MAX_BUILD_REGISTRATIONS = 1 << 15  # the zoo's largest train form (ECBSR-M16C64) registers 522
-_REGISTRATIONS_PER_TENSOR = 64
+MAX_BUILD_REGISTRATIONS = 1 << 12  # the zoo's largest train form (ECBSR-M16C64) registers 522
+_REGISTRATIONS_PER_TENSOR, _REGISTRATIONS_SLACK = 24, 512
 _TRAIN_RATIO, _TRAIN_SLACK = 32, 1 << 22
 _FORMS = ("train", "deploy")
 
@@ -131,7 +132,7 @@ def check_buildable(config: ModelConfig, state: Mapping[str, torch.Tensor], sour
     has exactly the keys and shapes of ``state``, the tensors the file holds."""
     found = {k: tuple(v.shape) for k, v in state.items()}
     held = sum(v.numel() for v in state.values())
-    budget = min(MAX_BUILD_REGISTRATIONS, _REGISTRATIONS_PER_TENSOR * len(state) + 1024)
+    budget = min(MAX_BUILD_REGISTRATIONS, _REGISTRATIONS_PER_TENSOR * len(state) + _REGISTRATIONS_SLACK)
     what = f"{config.name!r} ×{config.scale} ({config.form})"
     try:
         expected, train_elements = _meta_build(config, budget)
