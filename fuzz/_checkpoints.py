@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -35,7 +36,8 @@ def _torch_bytes(obj: object, legacy: bool = False) -> bytes:
 
 def pth_seeds() -> dict[str, bytes]:
     """Every wrapper the loader documents, in the zip format and the legacy pickle format (whose pickle the
-    weights-only unpickler parses in Python, so mutations there reach more code)."""
+    weights-only unpickler parses in Python, so mutations there reach more code), and zips whose pickle is a run
+    of one object-building opcode (mutations that lengthen the run probe the opcode count)."""
     out: dict[str, bytes] = {}
     for name, model in tiny_models().items():
         sd = model.state_dict()
@@ -49,7 +51,18 @@ def pth_seeds() -> dict[str, bytes]:
         for form, obj in forms.items():
             out[f"{name}_{form}_zip"] = _torch_bytes(obj)
             out[f"{name}_{form}_legacy"] = _torch_bytes(obj, legacy=True)
+    for opcode in (b"\x8f", b"(", b"}", b"]"):  # runs of EMPTY_SET, MARK, EMPTY_DICT, EMPTY_LIST: the object counts
+        out[f"run_{opcode.hex()}_zip"] = _zip_pickle(b"\x80\x02" + opcode * 4000 + b".")
     return out
+
+
+def _zip_pickle(pickle_bytes: bytes) -> bytes:
+    """A torch-layout zip (``archive/data.pkl``, deflated) holding ``pickle_bytes`` and no tensors."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", pickle_bytes)
+        archive.writestr("archive/version", "3\n")
+    return buf.getvalue()
 
 
 def safetensors_seeds() -> dict[str, bytes]:

@@ -38,6 +38,8 @@ TARGETS = {
     "image_meta": "fuzz_image_meta.py",
     "checkpoint_pth": "fuzz_checkpoint_pth.py",
     "checkpoint_safetensors": "fuzz_checkpoint_safetensors.py",
+    "checkpoint_metadata": "fuzz_checkpoint_metadata.py",
+    "safetensors_header": "fuzz_safetensors_header.py",
     "layout": "fuzz_layout.py",
     "recipe": "fuzz_recipe.py",
     "rows_csv": "fuzz_rows_csv.py",

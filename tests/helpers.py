@@ -6,8 +6,11 @@ module never imports ``conftest`` (pytest's own loading of it and a second impor
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -70,3 +73,34 @@ def randomize_weights(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: 
                     if m.weight is not None:
                         m.weight.copy_(1.0 + 0.3 * noise((c,)))
     return model
+
+
+_CHILD_LOAD = """
+import json, sys
+from esrkit.checkpoints import load_checkpoint
+from esrkit.errors import CheckpointError
+try:
+    load_checkpoint(sys.argv[1])
+    outcome = "loaded"
+except CheckpointError as exc:
+    outcome = str(exc)
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"outcome": outcome, "peak_mb": hwm_kb / 1024}))
+"""
+
+
+def load_in_child(path: Path) -> tuple[str, float]:
+    """``load_checkpoint(path)`` in a fresh interpreter: the CheckpointError's text (or "loaded") and the peak
+    resident memory of that process in MiB.
+
+    The peak is ``VmHWM`` (the high-water mark of this process image), not ``ru_maxrss``: Linux folds the RSS of
+    the image an exec replaces into ``ru_maxrss``, and subprocess's vfork+exec child starts from pytest's own
+    address space, so late in the suite it reported pytest's ~800 MB as the child's peak (a red CI run)."""
+    import esrkit
+
+    env = {**os.environ, "PYTHONPATH": str(Path(esrkit.__file__).parents[1])}  # the esrkit under test
+    proc = subprocess.run([sys.executable, "-c", _CHILD_LOAD, str(path)], capture_output=True, text=True,
+                          timeout=120, cwd=REPO, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["outcome"], result["peak_mb"]

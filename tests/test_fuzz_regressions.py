@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
 import pickle
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -32,7 +28,7 @@ from esrkit.data.io import read_image
 from esrkit.data.video import probe_video, upscale_video
 from esrkit.errors import CheckpointError, ImageReadError, InputError
 from esrkit.train.recipe import load_recipe
-from helpers import REPO
+from helpers import load_in_child
 
 # ----------------------------------------------------------------------------------------------------
 # images (fuzz target `image`): Pillow decoders that raise RuntimeError / NotImplementedError
@@ -266,35 +262,6 @@ def test_a_recipe_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
 # .pth checkpoints (fuzz target `checkpoint_pth`): a 14-byte pickle that allocates gigabytes
 
 
-_CHILD_LOAD = """
-import json, sys
-from esrkit.checkpoints import load_checkpoint
-from esrkit.errors import CheckpointError
-try:
-    load_checkpoint(sys.argv[1])
-    outcome = "loaded"
-except CheckpointError as exc:
-    outcome = str(exc)
-hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"outcome": outcome, "peak_mb": hwm_kb / 1024}))
-"""
-
-
-def _load_in_child(path: Path) -> tuple[str, float]:
-    """``load_checkpoint(path)`` in a fresh interpreter: the CheckpointError's text (or "loaded") and the peak
-    resident memory of that process in MiB.
-
-    The peak is ``VmHWM`` (the high-water mark of this process image), not ``ru_maxrss``: Linux folds the RSS of
-    the image an exec replaces into ``ru_maxrss``, and subprocess's vfork+exec child starts from pytest's own
-    address space, so late in the suite it reported pytest's ~800 MB as the child's peak (a red CI run)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(esrkit.__file__).parents[1])}  # the esrkit under test
-    proc = subprocess.run([sys.executable, "-c", _CHILD_LOAD, str(path)], capture_output=True, text=True,
-                          timeout=120, cwd=REPO, env=env, check=False)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["outcome"], result["peak_mb"]
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc (Linux)")
 def test_a_pickle_memo_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     """The fuzzer's ``oom-*`` input: a legacy-format checkpoint whose object pickle stores one value under memo
@@ -306,7 +273,7 @@ def test_a_pickle_memo_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None
     path = tmp_path / "memo_bomb.pth"
     path.write_bytes(pickle.dumps(magic, protocol=2) + pickle.dumps(1001, protocol=2)
                      + pickle.dumps({"little_endian": True}, protocol=2) + bomb)
-    outcome, peak_mb = _load_in_child(path)
+    outcome, peak_mb = load_in_child(path)
     assert outcome.startswith(str(path)), outcome
     assert peak_mb < 800, peak_mb  # importing torch and esrkit costs ~230 MB; the bomb costs 0.5-1 GB more
 
@@ -486,7 +453,7 @@ def test_a_pickle_declaring_gigabyte_strings_is_refused_before_torch_reads_it(tm
     path = tmp_path / "lengths.pth"
     path.write_bytes(_PTH_HUGE_LENGTHS)
     assert len(_PTH_HUGE_LENGTHS) == 500 and _PTH_HUGE_LENGTHS[:2] == b"\x80\x02"
-    outcome, peak_mb = _load_in_child(path)
+    outcome, peak_mb = load_in_child(path)
     assert outcome.startswith(str(path)) and "corrupt pickle" in outcome, outcome
     assert peak_mb < 1024, peak_mb  # torch and esrkit imported: ~0.23 GB; unfixed: 14 GB
 

@@ -12,7 +12,9 @@ refuses any pickle that would construct arbitrary objects (and so run code) befo
 is safetensors with the model description in the header metadata under the key ``esrkit``. Before either loader
 runs, :mod:`esrkit.checkpoint_inspect` compares every declared tensor size with the bytes the file holds, so a
 truncated file or one declaring a 10¹²-element tensor is refused, naming the tensor, without allocating it; after
-loading, NaN/Inf weights are refused unless ``allow_nonfinite``.
+loading, NaN/Inf weights are refused unless ``allow_nonfinite``. The model a file describes (esrkit metadata, or
+the layout detected from its keys) is built on the ``meta`` device and compared with the file's tensors before
+the real one is built, so hyper-parameters cannot allocate more than the file holds.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint_inspect import check_finite, inspect_pth, inspect_safetensors
+from .checkpoint_inspect import (
+    check_buildable,
+    check_finite,
+    config_from_metadata,
+    inspect_pth,
+    inspect_safetensors,
+    parse_json_text,
+)
 from .errors import CheckpointError, EsrkitError, InputError
 from .fileio import atomic_path
 from .layouts import detect_layout, nearest_layout_message
@@ -46,7 +55,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[StateDict, dict[str, 
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint file")
     if path.suffix == ".safetensors":
-        inspect_safetensors(path)  # declared shapes and offsets against the file, before mapping it
         return _read_safetensors(path)
     inspect_pth(path)  # declared storage sizes against the file, before torch allocates them
     try:
@@ -84,20 +92,14 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
 
 def _read_safetensors(path: Path) -> tuple[StateDict, dict[str, Any] | None]:
     from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from safetensors.torch import load_file
 
+    header = inspect_safetensors(path)  # header size and depth, declared shapes and offsets, before mapping it
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    meta = None
-    if METADATA_KEY in header:
-        try:
-            meta = json.loads(header[METADATA_KEY])
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"{path}: corrupt esrkit metadata ({exc})") from None
+    meta = parse_json_text(header[METADATA_KEY], f"{path}: esrkit metadata") if METADATA_KEY in header else None
     return {k.removeprefix("module."): v for k, v in tensors.items()}, meta
 
 
@@ -119,14 +121,17 @@ def build_from_state_dict(state: StateDict, source: str = "checkpoint", scale: i
 def _same_layout_at(config: ModelConfig, scale: int, state: StateDict) -> bool:
     if scale not in model_info(config.name).scales:
         return False
-    with torch.device("meta"):
-        model = create_model(config.name, scale=scale, **config.hparams)
-        if config.form == "deploy":
-            model = reparameterize(model)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()} == {k: tuple(v.shape) for k, v in state.items()}
+    try:
+        check_buildable(ModelConfig(config.name, scale, dict(config.hparams), config.form), state, "")
+    except CheckpointError:
+        return False
+    return True
 
 
 def _instantiate(config: ModelConfig, state: StateDict, source: str) -> nn.Module:
+    """Build ``config`` for real and load ``state`` strictly, once :func:`check_buildable` has built it on the
+    meta device and found exactly ``state``'s keys and shapes (so what is allocated is what the file holds)."""
+    check_buildable(config, state, source)
     try:
         model = create_model(config.name, scale=config.scale, **config.hparams)
     except EsrkitError as exc:
@@ -134,25 +139,8 @@ def _instantiate(config: ModelConfig, state: StateDict, source: str) -> nn.Modul
     if config.form == "deploy":
         model = reparameterize(model)
     expected = model.state_dict()
-    problems = _diff(expected, state)
-    if problems:
-        raise CheckpointError(f"{source}: looks like {config.name!r} ×{config.scale} ({config.form}) but does not fit: "
-                              f"{problems}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     return model.eval()
-
-
-def _diff(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], limit: int = 6) -> str:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}" for k in expected
-             if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    parts = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", wrong)):
-        if items:
-            more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-            parts.append(f"{label}: {', '.join(items[:limit])}{more}")
-    return "; ".join(parts)
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu",
@@ -170,13 +158,8 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     state, meta = read_state_dict(path)
     if not allow_nonfinite:
         check_finite(state, str(path))
-    if meta is not None:
-        try:
-            config = ModelConfig(name=meta["name"], scale=int(meta["scale"]), hparams=dict(meta.get("hparams", {})),
-                                 form=meta.get("form", "train"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: incomplete esrkit metadata ({exc})") from None
-        model = _instantiate(config, state, str(path))
+    if meta is not None:  # validated field by field, and built on the meta device first: see checkpoint_inspect
+        model = _instantiate(config_from_metadata(meta, str(path)), state, str(path))
     else:
         model = build_from_state_dict(state, str(path), scale=scale)
     return model.to(device)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, UnknownModelError
+from .hparams import check_hparams
 
 Shapes = Mapping[str, tuple[int, ...]]
 # esrkit's bundled model (:data:`esrkit.bundled.BUNDLED_MODEL`, a test checks they agree): a name every --model takes
@@ -245,22 +246,20 @@ def model_info(name: str) -> ModelInfo:
 def create_model(name: str, scale: int = 4, **hparams: Any) -> nn.Module:
     """Build a registered model in its train-time form, with random weights.
 
-    Hyper-parameter names are checked against the family class (a typo is an :class:`InputError` listing the
-    valid names); values the class rejects are an :class:`InputError` too.
+    Hyper-parameter names and value types are checked against the family class's signature, and sizes against
+    generic bounds (:mod:`esrkit.models.hparams`): a typo is an :class:`InputError` listing the valid names, a
+    list or a negative width an :class:`InputError` naming it; values the class rejects are one too.
     """
     info = model_info(name)
     if scale not in info.scales:
         raise InputError(f"model {name!r} supports scales {list(info.scales)}, not {scale}", param="scale")
-    valid = hparam_names(info.family.cls)
-    unknown = sorted(set(hparams) - set(valid))
-    if unknown:
-        raise InputError(f"model {name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
-                         f"valid: {', '.join(valid)}")
+    check_hparams(name, info.family.cls, hparams)
     merged = {**info.overrides, **hparams}
     try:
         model = info.family.cls(scale=scale, **merged)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad hyper-parameters for model {name!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: torch's layers on an impossible size
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"bad hyper-parameters for model {name!r}: {text}") from None
     model.esrkit_config = ModelConfig(name, scale, {**info.defaults, **hparams}, "train")  # type: ignore[assignment]
     return model
 

@@ -86,6 +86,14 @@ def ecb_activation(name: str | None, channels: int) -> nn.Module | None:
     return activation(key)
 
 
+
+def _small_random(*shape: int) -> Tensor:
+    """``randn(shape) · 10⁻³``, the edge branches' initial scale and bias; zeros on the ``meta`` device, where a
+    model is built for its shapes only (checkpoint checks): torch's meta ``randn`` imports ``torch._dynamo`` on its
+    first call, seconds that a checkpoint load would otherwise pay for values that do not exist."""
+    out = torch.empty(shape)
+    return out.zero_() if out.is_meta else torch.randn(shape) * 1e-3
+
 class ExpandSqueeze(nn.Module):
     """1×1 conv to ``mid_channels`` then a padding-free 3×3 conv, on the zero-padded input (see module docstring).
 
@@ -130,8 +138,8 @@ class EdgeBranch(nn.Module):
         self.k0 = nn.Parameter(torch.empty(out_channels, in_channels, 1, 1))
         self.b0 = nn.Parameter(torch.empty(out_channels))
         _conv_init(self.k0, self.b0)
-        self.scale = nn.Parameter(torch.randn(out_channels, 1, 1, 1) * 1e-3)
-        self.bias = nn.Parameter(torch.randn(out_channels) * 1e-3)
+        self.scale = nn.Parameter(_small_random(out_channels, 1, 1, 1))
+        self.bias = nn.Parameter(_small_random(out_channels))
         mask = torch.tensor(EDGE_FILTERS[edge], dtype=torch.float32)
         self.register_buffer("mask", mask.expand(out_channels, 1, 3, 3).clone())
 

@@ -1,36 +1,35 @@
-"""Checking a checkpoint file's declared tensors against the file, before anything is loaded or allocated.
+"""The ``.pth`` checks: what a PyTorch checkpoint's pickles declare, compared with the file, before torch loads it.
 
-A checkpoint says how big its tensors are before it holds their bytes, and the loaders believe it: PyTorch's
-legacy format allocates every storage at the size its pickle declares and only then reads the bytes; the zip
-format wraps each ``data/N`` record in a storage of the *declared* size; safetensors maps the file by the offsets
-in its JSON header. A few kilobytes can therefore declare a 10¹²-element (4 TB) tensor. The functions here read
-only the small parts that carry the declarations (the pickle, the safetensors header) and compare every declared
-size with the bytes the file really holds, so a truncated, corrupt or hostile file is refused with a
-:class:`~esrkit.errors.CheckpointError` naming the file and the tensor, and memory stays at the file's own size.
+A checkpoint says how big its tensors are before it holds their bytes, and torch believes it: the legacy format
+allocates every storage at the size its pickle declares and only then reads the bytes; the zip format wraps each
+``data/N`` record in a storage of the *declared* size. A few kilobytes can therefore declare a 10¹²-element (4 TB)
+tensor. The pickle itself costs memory too: every opcode may build an object, and a zip record compresses a run
+of one-byte opcodes a thousandfold. :func:`inspect_pth` reads only the pickles and compares every declared size
+with the bytes the file really holds, so a truncated, corrupt or hostile file is refused with a
+:class:`~esrkit.errors.CheckpointError` naming the file and the tensor, in memory near the file's own size.
 
-How the pickle is read without trusting it: a standard :class:`pickle.Unpickler` whose ``find_class`` returns an
-inert stand-in for every global the pickle names (nothing is imported, nothing is called but the stand-in, which
-records its arguments) and whose ``persistent_load`` records each storage's declared type and element count. The
-stand-ins rebuild the object tree of dicts and ``_rebuild_tensor_v2(storage, offset, size, stride, ...)`` calls,
-from which each tensor's name, shape and storage follow. The real load is still ``torch.load(weights_only=True)``;
-this is a size check in front of it, not a replacement.
+How the pickle is read without trusting it: first :mod:`pickletools` walks its opcodes, checking every declared
+length against the bytes that follow and counting the opcodes; then a :class:`pickle.Unpickler` whose
+``find_class`` returns an inert stand-in for every global the pickle names (nothing is imported, nothing is called
+but the stand-in, which records its arguments) and whose ``persistent_load`` records each storage's declared type
+and element count. The stand-ins rebuild the object tree of dicts and ``_rebuild_tensor_v2(storage, offset, size,
+stride, ...)`` calls, from which each tensor's name, shape and storage follow. The real load is still
+``torch.load(weights_only=True)``; this is a size check in front of it, not a replacement.
 
 Limits, documented where they are enforced:
 
 * every storage's declared bytes must be present in the file (its zip record, or the legacy format's byte count
   and the bytes after it), and every tensor must fit in its storage;
-* :data:`MAX_CHECKPOINT_ELEMENTS` (2³⁰ ≈ 1.07 × 10⁹ elements, 4 GiB as float32) caps the elements of all tensors
-  together: esrkit's models have well under 10⁷ parameters, so only a corrupt or hostile file reaches it;
-* a pickle (zip ``data.pkl``) above :data:`MAX_PICKLE_BYTES` (64 MiB) is refused: a state dict's pickle holds
-  names and shapes only, tens of kilobytes for an SR network;
-* NaN and Inf weights (:func:`check_finite`) are refused unless the caller allows them: a diverged training run
-  saves them silently, and the model then returns black or NaN images rather than an error.
+* :data:`~esrkit.checkpoint_inspect.common.MAX_CHECKPOINT_ELEMENTS` caps the elements of all tensors together;
+* a pickle above :data:`MAX_PICKLE_BYTES` (64 MiB) is refused: a state dict's pickle holds names and shapes only,
+  tens of kilobytes for an SR network;
+* a pickle of more than :data:`MAX_PICKLE_OPCODES` opcodes, or naming more than :data:`MAX_PICKLE_GLOBALS`
+  distinct globals, is refused before it is unpickled (see there why lengths alone do not bound memory).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 import pickle
 import pickletools
@@ -43,25 +42,28 @@ from typing import Any, BinaryIO
 
 import torch
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
+from .common import MAX_CHECKPOINT_ELEMENTS, human_size
 
-__all__ = ["MAX_CHECKPOINT_ELEMENTS", "MAX_PICKLE_BYTES", "check_finite", "inspect_pth", "inspect_safetensors"]
+__all__ = ["MAX_PICKLE_BYTES", "MAX_PICKLE_GLOBALS", "MAX_PICKLE_OPCODES", "inspect_pth"]
 
-MAX_CHECKPOINT_ELEMENTS = 1 << 30
 MAX_PICKLE_BYTES = 64 << 20
-_SAFETENSORS_HEADER_MAX = 100_000_000  # the safetensors library's own bound on the JSON header
+# Every opcode pushes at most one object, and an unpickler keeps them all: a run of EMPTY_SET opcodes costs 216
+# bytes of memory per byte of pickle, a run of MARKs a list each, and a zip record deflates such a run about a
+# thousandfold, so the 64 MiB cap on the pickle's bytes alone admitted 16 KB files that unpickled to 4 GB. A
+# state dict needs some 30 opcodes per tensor (name, persistent id, offset, shape, stride, flags), an SR network
+# a few hundred tensors: 2¹⁹ opcodes is room for ~17,000 tensors, and holds any pickle's objects to ~0.2 GB.
+MAX_PICKLE_OPCODES = 1 << 19
+# Each distinct global becomes a class (a kilobyte or more) in the inert unpickler; a state dict names a handful.
+MAX_PICKLE_GLOBALS = 1024
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER, first pickle of the legacy format
 
-# bytes per element of the storage classes torch pickles (torch.FloatStorage, ...) and of safetensors dtypes
+# bytes per element of the storage classes torch pickles (torch.FloatStorage, ...)
 _STORAGE_ITEMSIZE = {
     "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2, "LongStorage": 8,
     "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1, "BoolStorage": 1,
     "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8, "UntypedStorage": 1, "QInt8Storage": 1,
     "QUInt8Storage": 1, "QInt32Storage": 4,
-}
-_SAFETENSORS_ITEMSIZE = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2,
-    "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "C64": 8,
 }
 _TENSOR_REBUILDS = {"_rebuild_tensor", "_rebuild_tensor_v2"}
 
@@ -137,6 +139,9 @@ class _InertUnpickler(pickle._Unpickler):  # type: ignore[misc,name-defined]
     def find_class(self, module: str, name: str) -> type[_Inert]:
         key = (module, name)
         if key not in self._classes:
+            if len(self._classes) >= MAX_PICKLE_GLOBALS:
+                raise CheckpointError(f"its pickle names over {MAX_PICKLE_GLOBALS:,} distinct globals where a "
+                                      "state dict names a handful")
             self._classes[key] = type(f"Inert_{name}", (_Inert,), {"where": key})
         return self._classes[key]
 
@@ -221,37 +226,40 @@ def _check_declarations(path: Path, root: Any, storages: Mapping[str, _Storage],
             raise CheckpointError(f"{path}: tensor {name!r}: its data (record {key}) is missing from the file")
         have, want = held[key], storage.nbytes
         if have is not None and want is not None and want > have:
-            raise CheckpointError(f"{path}: tensor {name!r} declares {storage.numel:,} elements ({_size(want)} of "
-                                  f"{storage.type_name}) but the file holds {_size(have)} for it; refused before "
+            raise CheckpointError(f"{path}: tensor {name!r} declares {storage.numel:,} elements ({human_size(want)} of "
+                                  f"{storage.type_name}) but the file holds {human_size(have)} for it; refused before "
                                   "loading (truncated, corrupt or hostile)")
 
 
-def _size(nbytes: int) -> str:
-    for unit, factor in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if nbytes >= factor:
-            return f"{nbytes / factor:.1f} {unit}"
-    return f"{nbytes} bytes"
-
-
-def _check_lengths(fh: BinaryIO) -> None:
+def _walk(fh: BinaryIO) -> None:
     """Walk one pickle's opcodes (from ``fh``'s position to its STOP, then back) so that a length-prefixed
-    argument (``BINUNICODE``, ``BINBYTES``, ``FRAME`` …) longer than what follows is an error here.
+    argument (``BINUNICODE``, ``BINBYTES``, ``FRAME`` …) longer than what follows, more than
+    :data:`MAX_PICKLE_OPCODES` opcodes or more than :data:`MAX_PICKLE_BYTES` is an error here, before any object
+    is built.
 
-    The pure-Python unpickler below takes a short read as the whole string and goes on, and the C unpickler that
-    ``torch.load`` runs asks the file for the declared length first: a file object's ``read(n)`` allocates ``n``
-    bytes before it knows how many there are, so 500 bytes declaring a few 0.7 GB strings made torch.load peak at
-    14 GB (found by ``fuzz/``). :mod:`pickletools` checks every declared length against the bytes it gets."""
+    Lengths: the pure-Python unpickler below takes a short read as the whole string and goes on, and the C
+    unpickler that ``torch.load`` runs asks the file for the declared length first: a file object's ``read(n)``
+    allocates ``n`` bytes before it knows how many there are, so 500 bytes declaring a few 0.7 GB strings made
+    torch.load peak at 14 GB (found by ``fuzz/``). :mod:`pickletools` checks every declared length against the
+    bytes it gets. Counts: see :data:`MAX_PICKLE_OPCODES` (a 16 KB zip of EMPTY_SET opcodes peaked at 4 GB)."""
     start = fh.tell()
     try:
-        for _ in pickletools.genops(fh):
-            pass
+        for count, (_, _, position) in enumerate(pickletools.genops(fh), 1):
+            if count > MAX_PICKLE_OPCODES:
+                raise CheckpointError(f"its pickle has over {MAX_PICKLE_OPCODES:,} opcodes (objects to build) "
+                                      "where a state dict needs some 30 per tensor; refused before unpickling")
+            if position is not None and position - start > MAX_PICKLE_BYTES:
+                raise CheckpointError(f"a pickle over {human_size(MAX_PICKLE_BYTES)}, more than a state dict's "
+                                      "names and shapes could need")
+    except CheckpointError:
+        raise
     except ValueError as exc:  # "expected N bytes in a unicodestring4, but only M remain", bad opcodes, …
         raise CheckpointError(f"corrupt pickle ({str(exc).splitlines()[0][:160]})") from None
     fh.seek(start)
 
 
 def _unpickle(fh: BinaryIO) -> tuple[Any, dict[str, _Storage]]:
-    _check_lengths(fh)
+    _walk(fh)
     unpickler = _InertUnpickler(fh)
     return unpickler.load(), unpickler.storages
 
@@ -292,13 +300,13 @@ def _inspect_zip(path: Path) -> None:
             return  # not torch's layout: torch.load says so
         info = min(pickles, key=lambda i: i.filename.count("/"))
         if info.file_size > MAX_PICKLE_BYTES:
-            raise CheckpointError(f"{path}: its pickle ({info.filename}) is {_size(info.file_size)}, over the "
-                                  f"{_size(MAX_PICKLE_BYTES)} a state dict's names and shapes could need")
+            raise CheckpointError(f"{path}: its pickle ({info.filename}) is {human_size(info.file_size)}, over the "
+                                  f"{human_size(MAX_PICKLE_BYTES)} a state dict's names and shapes could need")
         prefix = info.filename[: -len("data.pkl")]
         with archive.open(info) as raw:
             data = raw.read(MAX_PICKLE_BYTES + 1)
         if len(data) > MAX_PICKLE_BYTES:
-            raise CheckpointError(f"{path}: its pickle expands past {_size(MAX_PICKLE_BYTES)}")
+            raise CheckpointError(f"{path}: its pickle expands past {human_size(MAX_PICKLE_BYTES)}")
         root, storages = _unpickle(io.BytesIO(data))
         records = {i.filename[len(prefix) + len("data/"):]: i.file_size for i in infos
                    if i.filename.startswith(prefix + "data/")}
@@ -332,63 +340,3 @@ def _inspect_legacy(path: Path, fh: BinaryIO) -> None:
         held[key] = present if itemsize is not None else None
         fh.seek(present, 1)
     _check_declarations(path, root, storages, held)
-
-
-def inspect_safetensors(path: str | Path) -> None:
-    """Refuse a safetensors file whose header is malformed or whose tensors' bytes are not all in the file
-    (truncation), naming the first tensor concerned; the safetensors library validates the rest."""
-    path = Path(path)
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path}: {size} bytes, too short for a safetensors file (truncated?)")
-        length = int.from_bytes(head, "little")
-        if length > min(size - 8, _SAFETENSORS_HEADER_MAX):
-            raise CheckpointError(f"{path}: safetensors header claims {length:,} bytes but the file has {size:,} "
-                                  "(truncated or not safetensors)")
-        try:
-            header = json.loads(fh.read(length))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{path}: corrupt safetensors header ({exc})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
-    data_bytes = size - 8 - length
-    total = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (begin, end) = entry["dtype"], [int(s) for s in entry["shape"]], entry["data_offsets"]
-            numel = math.prod(shape)
-            if any(s < 0 for s in shape):
-                raise ValueError(f"negative size in {shape}")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: tensor {name!r} has a malformed header entry ({exc})") from None
-        total += numel
-        if total > MAX_CHECKPOINT_ELEMENTS:
-            raise CheckpointError(f"{path}: tensor {name!r} declares shape {tuple(shape)} ({numel:,} elements), "
-                                  f"taking the checkpoint past {MAX_CHECKPOINT_ELEMENTS:,} elements")
-        if not (isinstance(begin, int) and isinstance(end, int)) or not 0 <= begin <= end:
-            raise CheckpointError(f"{path}: tensor {name!r} has invalid data offsets {entry['data_offsets']}")
-        if end > data_bytes:
-            raise CheckpointError(f"{path}: tensor {name!r} needs bytes {begin:,}–{end:,} of the data but the file "
-                                  f"holds {max(data_bytes, 0):,} (truncated)")
-        itemsize = _SAFETENSORS_ITEMSIZE.get(str(dtype))
-        if itemsize is not None and numel * itemsize != end - begin:
-            raise CheckpointError(f"{path}: tensor {name!r} is {tuple(shape)} {dtype} ({numel * itemsize:,} bytes) "
-                                  f"but its data spans {end - begin:,} bytes")
-
-
-def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Refuse a state dict with NaN or Inf in a floating-point tensor, naming the first such tensor."""
-    for key, value in state.items():
-        if not (value.is_floating_point() or value.is_complex()) or value.numel() == 0:
-            continue
-        finite = torch.isfinite(value)
-        if not bool(finite.all()):
-            bad = int(finite.numel() - finite.sum())
-            nan = int(torch.isnan(value).sum())
-            raise CheckpointError(f"{source}: tensor {key!r} has {bad:,} non-finite value(s) of {value.numel():,} "
-                                  f"({nan:,} NaN, {bad - nan:,} ±Inf): a diverged or corrupt training run? "
-                                  "(allow_nonfinite=True loads it anyway)")
