@@ -114,7 +114,8 @@ def set5_psnr(weights: Path, set5: Path, backend: str | None = None, precision: 
               threads: int | None = None, **options: Any) -> float:
     from esrkit.evaluate import evaluate_model
 
-    extra: dict[str, Any] = {} if backend is None else {"backend": backend, "threads": threads, **options}
+    extra: dict[str, Any] = {"backend": None} if backend is None else {"backend": backend, "threads": threads,
+                                                                       **options}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "not marked safe": the measured PSNR says it better
         up = Upscaler.from_name(weights=weights, precision=precision, **extra)

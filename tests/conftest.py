@@ -3,12 +3,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The backends keep ONNX exports and compiled models in $XDG_CACHE_HOME/esrkit: the tests use a folder of their
+# own (inherited by the CLI subprocesses they start), never the user's ~/.cache, and remove it at the end.
+_TEST_CACHE = tempfile.mkdtemp(prefix="esrkit-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 
 def _shared_root() -> Path:

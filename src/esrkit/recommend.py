@@ -206,7 +206,8 @@ def recommend(
     labels = [f"{lab}#{i + 1}" if labels.count(lab) > 1 else lab for i, lab in enumerate(labels)]
     for cand, label in zip(candidates, labels, strict=True):
         step(f"{label} fp32 (reference)")
-        reference = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev))
+        reference = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev),
+                                        backend=None)  # the plain module: the reference every row is held to
         fp32[label] = base = _mean_psnr_y(reference, datasets, scale, data_root, crop_multiple)
         x = _timing_input(reference.capabilities, input_size)
         del reference

@@ -27,11 +27,10 @@ def evaluate(
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON here.")] = None,
     save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="torch, onnxruntime or openvino (default: the plain module).")
-    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (the fastest exact one here, cached), torch, "
+                                         "onnxruntime or openvino.")] = "auto",
     border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
     crop_multiple: Annotated[
         int | None, typer.Option("--crop-multiple", help="Crop HR from the top-left to multiples of N (AIS 2024: 24).")

@@ -130,7 +130,7 @@ def profile_command(
     all_models: bool = typer.Option(False, "--all", help="Profile every model of the zoo."),
     scale: int = typer.Option(4, "--scale", help="Upscaling factor (for --model / --all)."),
     input_size: str = typer.Option("256x256", "--input", help="LR input size HxW (challenges: 256x256)."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or bf16 (converts model+input)."),
     timing: str = typer.Option(
         "quick",

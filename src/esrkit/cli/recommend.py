@@ -35,7 +35,7 @@ def recommend_command(
     scale: Annotated[int, typer.Option("--scale", help="Upscaling factor.")] = 4,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for every backend (default: torch's "
                                                 "count, all physical cores).")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu (all backends) or cuda (torch).")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu (all backends) or cuda (torch).")] = "auto",
     input_size: Annotated[str, typer.Option("--input", help="LR input size HxW to time at.")] = "256x256",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed forwards per combination (median).")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed forwards first (2: OpenVINO specializes the "

@@ -23,7 +23,8 @@ def upscale(
     tile: Annotated[int | None, typer.Option("--tile", help="Tile size in LR pixels (default: whole image, "
                                              "tiled automatically when memory runs out).")] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="LR pixels of context around each tile.")] = 16,
-    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime or openvino.")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="auto (the fastest exact one here, cached), torch, "
+                                         "onnxruntime or openvino.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="Image output format: png, avif, jpg or webp.")] = "png",
@@ -38,9 +39,9 @@ def upscale(
     from rich.console import Console
 
     from ..bundled import resolve_model_choice
-    from ..device import resolve_device, resolve_precision
+    from ..device import distributed_env, resolve_device, resolve_precision
     from ..infer import Upscaler
-    from ..infer.jobs import distributed_env, plan_jobs, rank_device, upscale_files
+    from ..infer.jobs import plan_jobs, rank_device, upscale_files
 
     # Everything is checked before a model is built or a file written, so bad input costs nothing.
     model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from ..data.io import IMAGE_EXTENSIONS, read_image, write_image
 from ..data.video import VIDEO_EXTENSIONS, upscale_video
+from ..device import distributed_env
 from ..errors import InputError
 from ..fileio import check_output_path
 from .upscaler import Upscaler
@@ -66,7 +67,6 @@ __all__ = [
     "Job",
     "ProgressHooks",
     "UpscaleSummary",
-    "distributed_env",
     "plan_jobs",
     "rank_device",
     "shard",
@@ -195,19 +195,6 @@ def _check_destinations(jobs: Sequence[Job], out: Path) -> None:
         if job.src.resolve() in by_dst:
             raise InputError(f"{job.src} is also an output of this run ({by_dst[job.src.resolve()]} would write it); "
                              "choose an output folder apart from the inputs", param="out")
-
-
-def distributed_env() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from the environment ``torchrun`` sets (0, 1, 0 outside it)."""
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise InputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK={rank} is not in a world of WORLD_SIZE={world}")
-    return rank, world, local
 
 
 def rank_device(device: str | None) -> str | None:

@@ -86,11 +86,13 @@ class Upscaler:
 
     @classmethod
     def from_name(cls, name: str | None = None, scale: int | None = 4, weights: str | Path | None = None,
-                  deploy: bool = True, backend: str | None = None, **kwargs: object) -> Upscaler:
+                  deploy: bool = True, backend: str | None = "auto", **kwargs: object) -> Upscaler:
         """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models.
 
-        ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of :mod:`esrkit.infer.backends`,
-        which then owns ``precision`` and ``threads``; None runs the module itself, as before. The name
+        ``backend`` (auto, torch, onnxruntime, openvino) wraps the model in a runner of
+        :mod:`esrkit.infer.backends`, which then owns ``precision`` and ``threads``; ``auto`` (the default) is the
+        fastest fp32-exact one for the device, its export and compiled model cached on disk
+        (:mod:`esrkit.infer.backends.auto`); None runs the module itself (what export and reference runs need). The name
         ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`). ``scale`` None takes
         the checkpoint's own scale (4 for a zoo name), read from the one load this method does anyway."""
         from ..bundled import BUNDLED_MODEL, require_bundled_weights
