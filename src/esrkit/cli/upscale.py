@@ -64,8 +64,9 @@ def upscale(
         done.append(f"{summary.videos} video(s) ({summary.frames} frames)")
     where = f"rank {rank}/{world}: " if world > 1 else ""
     skipped = f"; {summary.skipped} skipped (output exists; --overwrite redoes them)" if summary.skipped else ""
+    runs = getattr(upscaler.model, "describe", lambda: "torch")()
     typer.echo(f"{where}{', '.join(done)} written to {out}{skipped}; {summary.megapixels:.2f} MP in "
-               f"{summary.seconds:.1f} s ({summary.megapixels_per_second:.2f} MP/s)")
+               f"{summary.seconds:.1f} s ({summary.megapixels_per_second:.2f} MP/s, {runs})")
 
 
 class _ProgressBar:
