@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..errors import InputError
 from ..fileio import check_output_path, write_text_atomic
 from ._app import app
 
@@ -56,10 +57,11 @@ def print_ranking(ranking: Any) -> None:
 
 @challenge_app.command("rank")
 def rank_command(
-    rows: Annotated[list[Path], typer.Argument(help="Row files (.csv/.tsv/.json); see esrkit.challenge.rows.")],
     challenge: Annotated[
         str, typer.Option("--challenge", "-c", help="ntire2023, aim2020, ais2024, or a protocol .yaml path.")
     ],
+    rows: Annotated[list[Path] | None, typer.Argument(help="Row files (.csv/.tsv/.json); --schema: columns.",
+                                                      show_default=False)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the ranking as JSON here.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the ranking as CSV here.")] = None,
     order_by: Annotated[
@@ -72,10 +74,16 @@ def rank_command(
             help="Rank entries under the PSNR floor too (for re-ranking tables that did not apply it).",
         ),
     ] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the challenge's row columns and exit.")] = False,
 ) -> None:
     """Rank rows under a challenge's rules and print the table."""
     from ..challenge import load_protocol, rank_rows, read_rows
 
+    if schema:
+        _console().print(_schema_table(load_protocol(challenge)))
+        return
+    if not rows:
+        raise InputError("give at least one row file (or --schema for the columns)", param="rows")
     if json_out is not None:
         check_output_path(json_out, param="json_out")
     if csv_out is not None:
@@ -87,6 +95,17 @@ def rank_command(
         write_text_atomic(json_out, json.dumps(ranking.to_dict(), indent=2) + "\n")
     if csv_out is not None:
         write_text_atomic(csv_out, ranking.to_csv())
+
+
+def _schema_table(protocol: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{protocol.title}: row columns (spellings and units: esrkit.challenge.rows)")
+    for col in ("key", "report label", "use"):
+        table.add_column(col)
+    for key, label, use in protocol.schema():
+        table.add_row(key, label, use, style=None if "ranked" in use.split(";")[0] else "dim")
+    return table
 
 
 # ----------------------------------------------------------------------------------------------------

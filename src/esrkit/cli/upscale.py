@@ -14,7 +14,7 @@ from ._app import app
 @app.command()
 def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders (searched recursively).",
-                                                 metavar="INPUT...", show_default=False)],
+                                                 metavar="INPUT", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (or file, for one input file).")],
     model: Annotated[str | None, typer.Option("--model", help="Zoo model, baseline (bicubic, lanczos) or esrkit_x4 "
                                               "(default, with no --weights: esrkit's bundled model).")] = None,
