@@ -300,7 +300,7 @@ def tiny_bench(tmp_path):
     return tmp_path / "HR", weights
 
 
-def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, capsys, monkeypatch):
+def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, capsys, monkeypatch, fresh_cache):
     monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "cache"))
     data, weights = tiny_bench
     evaluated = tmp_path / "eval.json"
@@ -310,7 +310,7 @@ def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, c
     out = tmp_path / "rec.json"
     code = main(["recommend", "--weights", str(weights), "--model", "bicubic", "--min-psnr", "25",
                  "--data", str(data), "--input", "16x16", "--threads", "1", "--repeats", "1", "--warmup", "1",
-                 "--json", str(out)])
+                 "--json", str(out), "--save"])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["fp32_psnr_y"]["bicubic"] == pytest.approx(bicubic_psnr, abs=1e-9)  # the evaluate path
@@ -321,8 +321,15 @@ def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, c
     assert {m["backend"] for m in rlfn} == set(bk.available_backends())
     assert all(not m["meets_floor"] for m in rlfn)
     assert all(abs(m["delta_db"]) <= 0.02 for m in rlfn if m["status"] == "ok")
-    printed = capsys.readouterr().out
-    assert "Pareto front" in printed and "recommended: bicubic" in printed
+    captured = capsys.readouterr()
+    assert "Pareto front" in captured.out and "recommended: bicubic" in captured.out
+    # piped (not a terminal): one line per measured combination on stderr, none silent
+    for m in doc["measurements"]:
+        assert f"recommend: measuring {m['model']} {m['backend']} {m['precision']}" in captured.err
+    # --save: the fastest kept fp32 backend of the recommended model becomes this machine's auto choice
+    fp32_rows = [m for m in doc["measurements"] if m["model"] == "bicubic" and m["precision"] == "fp32"
+                 and m["status"] == "ok"]
+    assert bk.machine_choice() == min(fp32_rows, key=lambda m: m["median_ms"])["backend"]
 
 
 def test_recommend_none_meets_the_floor(tiny_bench, tmp_path, monkeypatch):

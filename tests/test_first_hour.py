@@ -97,3 +97,17 @@ def test_challenge_rank_schema_lists_each_challenges_columns():
             assert f"│ {key} " in proc.stdout, (name, key)
     proc = _esrkit("challenge", "rank", "--schema", "-c", "ntire2023")
     assert "26.95 dB (entries under it are not ranked)" in proc.stdout
+
+
+def test_pareto_front_has_no_dominated_duplicate_at_the_printed_psnr():
+    """recommend's front listed rlfn twice at the same printed PSNR (263 and 433 ms): exact fp32 backends differ
+    in the fifth decimal, which let the slower one through."""
+    from esrkit.recommend import Measurement, pareto_front
+
+    rows = [Measurement("rlfn", "onnxruntime", "fp32", psnr_y=31.20001, median_ms=433.0),
+            Measurement("rlfn", "openvino", "fp32", psnr_y=31.20000, median_ms=263.0),
+            Measurement("rlfn", "openvino", "bf16", psnr_y=31.19, median_ms=120.0),
+            Measurement("big", "openvino", "fp32", psnr_y=31.50, median_ms=900.0)]
+    front = pareto_front(rows)
+    assert [(m.model, m.backend, m.precision) for m in front] == [
+        ("rlfn", "openvino", "bf16"), ("rlfn", "openvino", "fp32"), ("big", "openvino", "fp32")]

@@ -69,6 +69,12 @@ class Progress:
     def remove(self, task: Any) -> None:
         self._bar.remove_task(task)
 
+    def line(self, text: str) -> None:
+        """Announce a unit of work as it starts: one line on stderr when piped (for work whose end has no
+        result of its own to report)."""
+        if self.enabled and self.piped:
+            print(text, file=sys.stderr, flush=True)
+
     def done(self, text: str) -> None:
         """Report a finished unit of work: one line on stderr when piped (nothing on a terminal, where the bar
         showed it), with the seconds since the previous unit."""

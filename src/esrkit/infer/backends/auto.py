@@ -64,6 +64,8 @@ def auto_candidates(model: nn.Module, device: str | torch.device | None, precisi
         return [*fast, "torch"]
     order = ["openvino", "onnxruntime"] if cpu_is_x86() else ["onnxruntime"]
     saved = machine_choice()
+    if saved == "torch":
+        return ["torch"]
     if saved is not None:
         order = [saved] + [b for b in order if b != saved]
     return [b for b in order if b != "torch" and RUNNERS[b].installed()] + ["torch"]
