@@ -20,16 +20,19 @@ def list_zoo(
 
     The first row is esrkit's own bundled model (esrkit_x4, the default of upscale and demo), read from its file.
     """
-    from rich.console import Console
     from rich.table import Table
 
-    from ..models.registry import zoo_summary
+    from ..console import Progress, stdout_console
+    from ..models.registry import list_models, zoo_summary
 
+    with Progress() as progress:  # a bar on a terminal, a line per model when piped
+        task = progress.add("counting parameters", total=len(list_models()))
+        summary = zoo_summary(scale, on_model=lambda name: (progress.advance(task), progress.done(f"models: {name}")))
     table = Table(title=f"esrkit model zoo (parameters at ×{scale})")
     for col in ("model", "family", "params", "deploy params", "range", "scales", "min px", "tiles exact", "paper"):
         table.add_column(col, justify="right" if "params" in col or col == "min px" else "left", overflow="fold")
     _bundled_row(table, scale)
-    for row in zoo_summary(scale):
+    for row in summary:
         caps = row["capabilities"]
         table.add_row(
             row["name"], row["family"],
@@ -39,7 +42,7 @@ def list_zoo(
             str(caps.min_size) + (f" (×{caps.size_multiple})" if caps.size_multiple > 1 else ""),
             "yes" if caps.tile_exact else "no", row["paper"],
         )
-    Console(width=180).print(table)
+    stdout_console().print(table)
 
 
 def _bundled_row(table: Table, scale: int) -> None:
