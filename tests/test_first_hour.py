@@ -111,3 +111,25 @@ def test_pareto_front_has_no_dominated_duplicate_at_the_printed_psnr():
     front = pareto_front(rows)
     assert [(m.model, m.backend, m.precision) for m in front] == [
         ("rlfn", "openvino", "bf16"), ("rlfn", "openvino", "fp32"), ("big", "openvino", "fp32")]
+
+
+def test_recipe_paths_start_at_the_recipe_file_not_the_working_directory(tmp_path, monkeypatch):
+    from esrkit.train.recipe import load_recipe
+
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text(
+        "model: rlfn_ntire\nscale: 4\ninit: weights/start.pth\nteacher: {weights: ../teacher.pth}\n"
+        "stages:\n  - {iters: 1, patch: 32, batch: 1, loss: {l1: 1.0}, optimizer: {name: adam, lr: 1.0e-4}}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(str(folder / "mine.yaml"))
+    assert recipe.init == str(folder / "weights" / "start.pth")
+    assert recipe.teacher["weights"] == str(tmp_path / "teacher.pth")
+    # a --set value is the user's own: relative to where they typed it
+    assert load_recipe(str(folder / "mine.yaml"), ["init=mine.pth"]).init == "mine.pth"
+    # the shipped esrkit_x4 names the shared teacher beside the checkout, whatever the working directory
+    shipped = load_recipe("esrkit_x4")
+    assert Path(shipped.init) == REPO.parent / "shared" / "weights" / "official" / "rlfn_ntire2022_x4.pth"
+    assert shipped.teacher["weights"] == shipped.init
