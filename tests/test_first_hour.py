@@ -133,3 +133,17 @@ def test_recipe_paths_start_at_the_recipe_file_not_the_working_directory(tmp_pat
     shipped = load_recipe("esrkit_x4")
     assert Path(shipped.init) == REPO.parent / "shared" / "weights" / "official" / "rlfn_ntire2022_x4.pth"
     assert shipped.teacher["weights"] == shipped.init
+
+
+def test_demo_crop_is_the_most_detailed_region_not_one_strong_edge():
+    """A square holding one high-contrast edge has the larger variance; the demo must zoom into the textured
+    one (fine structure everywhere), where SR and bicubic differ."""
+    from esrkit.demo import detailed_crop
+
+    rng = np.random.default_rng(0)
+    image = np.full((128, 128, 3), 128, np.uint8)
+    image[:64, 64:] = 0
+    image[:64, 96:] = 255  # one strong edge at x = 96 in the top-right quarter
+    image[64:, :64] = (128 + rng.integers(-50, 51, (64, 64, 1))).astype(np.uint8)  # texture, bottom-left
+    y, x, size = detailed_crop(image, 32)
+    assert size == 32 and y >= 64 and x + size <= 64 and y % 4 == 0 and x % 4 == 0
