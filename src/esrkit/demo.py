@@ -72,6 +72,8 @@ class DemoResult:
     seconds: float  # median forward time on the LR
     device: str
     files: dict[str, Path] = field(default_factory=dict)
+    calls: int = 1  # timed calls behind ``seconds`` (after one warm-up)
+    backend: str = "torch"  # what ran the model (``--backend auto`` picks it)
 
     @property
     def gain_db(self) -> float:
@@ -117,9 +119,11 @@ def run_demo(out: str | os.PathLike[str], *, model: str | None = None,
         times.append(time.perf_counter() - start)
     result = DemoResult(
         out_dir=out, model=label, architecture=config.name if config is not None else type(upscaler.model).__name__,
-        params=sum(p.numel() for p in upscaler.model.parameters()), hr_shape=hr.shape[:2], lr_shape=lr.shape[:2],
+        params=getattr(upscaler.model, "parameter_count", None) or sum(p.numel() for p in upscaler.model.parameters()),
+        hr_shape=hr.shape[:2], lr_shape=lr.shape[:2],
         sr=calculate_metrics(sr, hr, SCALE), bicubic=calculate_metrics(bicubic, hr, SCALE),
-        seconds=statistics.median(times), device=str(upscaler.device),
+        seconds=statistics.median(times), device=str(upscaler.device), calls=repeats,
+        backend=getattr(upscaler.model, "describe", lambda: "torch")(),
     )
     images = {"lr.png": lr, "bicubic_x4.png": bicubic, "sr_x4.png": sr, "hr.png": hr,
               "side_by_side.png": _side_by_side(lr, bicubic, sr, hr, result)}
@@ -259,7 +263,8 @@ def summary_lines(result: DemoResult) -> list[str]:
         f"  {'':<{width}} {'PSNR-Y':>7} {'SSIM-Y':>8} {'PSNR-RGB':>9} {'SSIM-RGB':>9}",
         row(bicubic, result.bicubic),
         row(result.model, result.sr),
-        f"{result.gain_db:+.2f} dB Y-PSNR over bicubic; SR in {result.seconds * 1000:.1f} ms on {result.device}",
+        f"{result.gain_db:+.2f} dB Y-PSNR over bicubic; SR in {result.seconds * 1000:.1f} ms on {result.device} "
+        f"({result.backend}; median of {result.calls} calls after a warm-up)",
         f"wrote {result.files['side_by_side.png']}, {result.files['demo.html']} "
         f"(and lr.png, bicubic_x4.png, sr_x4.png, hr.png)",
     ]

@@ -66,7 +66,7 @@ def upscale(
     skipped = f"; {summary.skipped} skipped (output exists; --overwrite redoes them)" if summary.skipped else ""
     runs = getattr(upscaler.model, "describe", lambda: "torch")()
     typer.echo(f"{where}{', '.join(done)} written to {out}{skipped}; {summary.megapixels:.2f} MP in "
-               f"{summary.seconds:.1f} s ({summary.megapixels_per_second:.2f} MP/s, {runs})")
+               f"{summary.seconds:.1f} s, one run ({summary.megapixels_per_second:.2f} MP/s; {runs})")
 
 
 class _ProgressBar:

@@ -45,7 +45,8 @@ class BackendRunner(nn.Module):
 
     It copies the wrapped model's ``esrkit_config`` (so :func:`esrkit.models.registry.capabilities_of` and
     ``info_of`` answer for the runner exactly as for the model) and keeps its :class:`Capabilities` in
-    ``capabilities``. ``backend``/``precision``/``threads`` say what runs. Having no parameters matters:
+    ``capabilities``, and its parameter count in ``parameter_count``. ``backend``/``precision``/``threads`` say
+    what runs. Having no parameters matters:
     ``Upscaler`` calls ``model.to(device, dtype)``, which must not undo a runner's own precision.
     """
 
@@ -61,6 +62,8 @@ class BackendRunner(nn.Module):
         if config is not None:
             self.esrkit_config = copy.deepcopy(config)
         self.capabilities = capabilities_of(model)
+        # the wrapped model's size: the runner itself has no parameters (see the class docstring)
+        self.parameter_count = sum(p.numel() for p in model.parameters())
         self.precision = precision
         self.threads = None if threads is None else int(threads)
 
