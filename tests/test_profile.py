@@ -462,7 +462,7 @@ def test_write_json_atomic_keeps_the_old_file_on_failure(tmp_path: Path) -> None
 
 def test_parse_size() -> None:
     from esrkit.cli import render_error
-    from esrkit.cli.profile import parse_size
+    from esrkit.profile.table import parse_size
 
     assert parse_size("256x128") == (256, 128)
     assert parse_size("64X64") == (64, 64)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..console import stdout_console
 from ..errors import InputError
 from ..fileio import check_output_path, write_text_atomic
 from ._app import app
@@ -23,16 +24,6 @@ challenge_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(challenge_app, name="challenge")
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:
-        # Piped to a file or a CI log: wide enough that a 14-column challenge table stays one line per row.
-        console = Console(width=240)
-    return console
 
 
 def print_ranking(ranking: Any) -> None:
@@ -52,7 +43,7 @@ def print_ranking(ranking: Any) -> None:
         )
     for entry, cells in zip(ranking.entries, body, strict=True):
         table.add_row(*map(escape, cells), style=None if entry.ranked else "dim")
-    _console().print(table)
+    stdout_console().print(table)
 
 
 @challenge_app.command("rank")
@@ -80,7 +71,7 @@ def rank_command(
     from ..challenge import load_protocol, rank_rows, read_rows
 
     if schema:
-        _console().print(_schema_table(load_protocol(challenge)))
+        stdout_console().print(_schema_table(load_protocol(challenge)))
         return
     if not rows:
         raise InputError("give at least one row file (or --schema for the columns)", param="rows")
@@ -128,7 +119,7 @@ def _print_row(document: dict[str, Any]) -> None:
     entry = rank_rows([row], protocol).entries[0]
     verdict = "eligible" if entry.ranked else f"not rankable: {entry.reason}"
     table.caption = escape("; ".join([verdict, *entry.notes, *document["details"]["notes"]]))
-    _console().print(table)
+    stdout_console().print(table)
 
 
 def _print_ais_row(document: dict[str, Any]) -> None:
@@ -156,7 +147,7 @@ def _print_ais_row(document: dict[str, Any]) -> None:
                f"runtime {model.get('runtime_ms'):.3f} ms", f"{model.get('params_m'):.3f} M params",
                f"{model.get('macs_g'):.2f} GMACs", f"score S = 2·2^Δ/(√T·0.1) = {details['score']:.2f} ({eligible})"]
     table.caption = escape("; ".join(summary + details["notes"]))
-    _console().print(table)
+    stdout_console().print(table)
 
 
 def _qp_list(text: str | None) -> tuple[int, ...]:
@@ -167,7 +158,8 @@ def _qp_list(text: str | None) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        from ..errors import InputError
+        from ..console import stdout_console
+from ..errors import InputError
 
         raise InputError(f"expected comma-separated integers such as 31,63, got {text!r}", param="qps") from None
 

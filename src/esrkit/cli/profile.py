@@ -8,10 +8,7 @@ on a small CPU; ``--timing challenge`` is the challenges' protocol (see :data:`T
 
 from __future__ import annotations
 
-import contextlib
-import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,108 +16,14 @@ import typer
 
 from ..errors import InputError
 from ..fileio import check_output_path, write_json_atomic
+from ..profile.table import TIMING_GRADES, ProfileTable, describe_settings, parse_size, progress_announcer
 from ._app import app
-
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
-
-# Timing presets (warm-up forwards, timed forwards per trial, trials, CPU threads; None = torch's default).
-# "quick" answers "how fast, roughly" in a few forwards per model with the threads a user's own run would get;
-# "challenge" is the NTIRE/AIM protocol (best of three consecutive trials of ten) on one pinned thread, the most
-# repeatable figure on a shared machine and the one to compare with published tables.
-TIMING_GRADES: dict[str, dict[str, int | None]] = {
-    "quick": {"warmup": 1, "repeats": 1, "trials": 1, "threads": None},
-    "challenge": {"warmup": 3, "repeats": 10, "trials": 3, "threads": 1},
-}
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"256x256"`` (height x width) to ``(256, 256)``; anything else is an :class:`InputError` about
-    ``input_size`` (shown as ``--input``)."""
-    match = _SIZE.match(text or "")
-    if not match:
-        raise InputError(f"expected HxW such as 256x256, got {text!r}", param="input_size")
-    height, width = int(match.group(1)), int(match.group(2))
-    if height <= 0 or width <= 0:
-        raise InputError(f"height and width must be positive, got {text!r}", param="input_size")
-    return height, width
-
-
-def _fmt(value: float | None, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-class ProfileTable:
-    """A fixed-width text table printed a row at a time (units as in the challenge reports).
-
-    Column widths are fixed up front (the model column from the names to come), so rows line up without
-    knowing the values in advance; a value wider than its column widens that row only.
-    """
-
-    HEADERS = ("model", "form", "params [M]", "FLOPs [G]", "acts [M]", "#conv", "mem [MiB]", "median [ms]")
-
-    def __init__(self, names: Sequence[str]) -> None:
-        self.widths = [max(len(self.HEADERS[0]), *(len(n) for n in names)), 7, *(len(h) for h in self.HEADERS[2:])]
-
-    def _line(self, cells: Sequence[str]) -> str:
-        parts = [
-            cell.ljust(width) if i < 2 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(cells, self.widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    def header(self) -> list[str]:
-        """The header line and a rule under it."""
-        return [self._line(self.HEADERS), "  ".join("-" * w for w in self.widths)]
-
-    def row(self, result: Any) -> str:
-        """One :class:`~esrkit.profile.ProfileResult` as a line."""
-        size = result.extra.get("input_size")  # set when the model needed another input size than asked
-        return self._line(
-            (
-                result.model + (f" @{size[0]}x{size[1]}" if size else ""),
-                result.form,
-                f"{result.params_m:.3f}",
-                f"{result.flops_g:.2f}",
-                f"{result.activations_m:.2f}",
-                str(result.counts.num_conv),
-                _fmt(result.memory_mib, 2),
-                _fmt(result.runtime_median_ms, 2),
-            )
-        )
 
 
 def _emit(line: str) -> None:
     """Print a table line now, not at exit: a pipe or file is block-buffered, which is what made ``--all`` look
     hung."""
     print(line, file=sys.stdout, flush=True)
-
-
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[int, str], None]]:
-    """Report which model is being profiled (n/N) on stderr: a transient bar on a terminal, one line per model
-    otherwise (a log then shows where a long run is, and the bar's redraws do not litter it)."""
-    if not sys.stderr.isatty():
-
-        def announce(index: int, name: str) -> None:
-            print(f"esrkit profile: [{index}/{total}] {name}", file=sys.stderr, flush=True)
-
-        yield announce
-        return
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    # Rows printed while the bar is up go above it on a terminal; a piped stdout is left alone.
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True, redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("profiling", total=total)
-
-        def announce_bar(index: int, name: str) -> None:
-            progress.update(task, completed=index - 1, description=f"profiling {name}")
-
-        yield announce_bar
 
 
 @app.command("profile")
@@ -202,11 +105,11 @@ def profile_command(
     labels = [name if (fit := valid_input_size(net, size)) == size else f"{name} @{fit[0]}x{fit[1]}"
               for name, net, _ in targets]
     table = ProfileTable(labels)
-    _emit(_describe(size, targets, form, rules, dev, precision, runtime, warmup, repeats, trials, threads))
+    _emit(describe_settings(size, targets, form, rules, dev, precision, runtime, warmup, repeats, trials, threads))
     for line in table.header():
         _emit(line)
     results = []
-    with _progress(len(targets)) as announce:
+    with progress_announcer(len(targets)) as announce:
         for index, (name, net, net_scale) in enumerate(targets, start=1):
             announce(index, name)
             result = profile_model(reparameterize(net) if deploy else net.eval(), name=name, form=form,
@@ -217,35 +120,3 @@ def profile_command(
             _emit(table.row(result))
     if json_out is not None:
         write_json_atomic(json_out, {"results": [r.to_dict() for r in results]})
-
-
-def _describe(
-    size: tuple[int, int],
-    targets: Sequence[tuple[str, Any, int | None]],
-    form: str,
-    rules: str,
-    device: Any,
-    precision: str,
-    runtime: bool,
-    warmup: int,
-    repeats: int,
-    trials: int,
-    threads: int | None,
-) -> str:
-    """The line above the table saying what was measured and how, so a pasted table carries its settings."""
-    scales = sorted({s for _, _, s in targets if s is not None})
-    scale = f"×{scales[0]}" if len(scales) == 1 else "scale as loaded"
-    what = f"esrkit profile: {size[0]}x{size[1]} LR input, {scale}, {form} form, {rules} rules"
-    if not runtime:
-        return f"{what}; not timed"
-    if device.type == "cpu":
-        import torch
-
-        count = threads if threads is not None else torch.get_num_threads()
-        where = f"cpu, {count} thread{'s' if count != 1 else ''}"
-    else:
-        where = str(device)
-    return (
-        f"{what}; {where}, {precision.lower()}, {warmup} warm-up, median of {repeats}×{trials} forwards"
-        f" (best of {trials} trial{'s' if trials != 1 else ''} in --json)"
-    )

@@ -52,8 +52,8 @@ def recommend_command(
 ) -> None:
     """Measure each model × backend × precision here and recommend the fastest that meets --min-psnr."""
     from ..device import resolve_device
+    from ..profile.table import parse_size
     from ..recommend import Candidate, recommend
-    from .profile import parse_size
 
     # Validate everything before any work, so bad input costs nothing and leaves no file behind.
     size = parse_size(input_size)
