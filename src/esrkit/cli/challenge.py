@@ -158,9 +158,6 @@ def _qp_list(text: str | None) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        from ..console import stdout_console
-from ..errors import InputError
-
         raise InputError(f"expected comma-separated integers such as 31,63, got {text!r}", param="qps") from None
 
 
