@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,7 +71,8 @@ def upscale(
 
 
 class _ProgressBar:
-    """Rich progress on stderr: one bar over the files, and one over a video's frames while it runs."""
+    """Rich progress on stderr: one bar over the files, and one over a video's frames while it runs; off a
+    terminal, one line per finished file."""
 
     def __init__(self, console: Any, *, enabled: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -81,6 +83,7 @@ class _ProgressBar:
                                  TimeElapsedColumn(), console=console, transient=True,
                                  disable=not enabled or not console.is_terminal)  # off a terminal: only a stray newline
         bar = self
+        piped = enabled and not console.is_terminal
 
         class Hooks(ProgressHooks):
             def start(self, jobs: Any) -> None:
@@ -98,6 +101,8 @@ class _ProgressBar:
                 if job.kind == "video":
                     bar.progress.remove_task(bar.frames)
                 bar.progress.advance(bar.files)
+                if piped:  # no bar off a terminal: one line per finished file instead of silence
+                    print(f"upscaled {job.src} -> {job.dst}", file=sys.stderr, flush=True)
 
         self.hooks = Hooks()
 
