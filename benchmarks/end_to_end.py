@@ -56,8 +56,27 @@ def run_once(src: Path, backend: str | None, cache: Path, out: Path) -> float:
     return seconds
 
 
+def print_table(cells: dict[tuple[str, str, str], list[float]], rounds: int) -> list[dict[str, object]]:
+    """The table of medians over the rounds measured so far (printed after every round, so a run cut short
+    still leaves a complete, labelled table); returns its rows."""
+    print(f"\nend to end: esrkit upscale, wall seconds, median of {rounds} interleaved round(s) "
+          "(separate processes; first = empty cache)", flush=True)
+    print(f"{'input':9s} {'backend':8s} {'first call':>11s} {'cached call':>12s} {'torch / this (cached)':>22s}")
+    rows: list[dict[str, object]] = []
+    for label in ("1 photo", "8 photos"):
+        torch_cached = statistics.median(cells[(label, "torch", "cached")])
+        for name in ("default", "torch"):
+            first = statistics.median(cells[(label, name, "first")])
+            cached = statistics.median(cells[(label, name, "cached")])
+            print(f"{label:9s} {name:8s} {first:11.2f} {cached:12.2f} {torch_cached / cached:22.2f}", flush=True)
+            rows.append({"input": label, "backend": name, "first_s": first, "cached_s": cached,
+                         "all_first_s": cells[(label, name, "first")], "all_cached_s": cells[(label, name, "cached")],
+                         "speedup_over_torch_cached": torch_cached / cached})
+    return rows
+
+
 def end_to_end(reps: int = 3) -> list[dict[str, object]]:
-    """Measure and print the end-to-end table; returns its rows."""
+    """Measure and print the end-to-end table (again after each round); returns its final rows."""
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="esrkit-e2e-") as tmp:
         root = Path(tmp)
@@ -69,21 +88,13 @@ def end_to_end(reps: int = 3) -> list[dict[str, object]]:
                     name = "default" if backend is None else "torch"
                     cache = root / f"cache-{rep}-{label[0]}-{name}"  # fresh for this first call
                     out = root / f"out-{label[0]}-{name}"
-                    cells.setdefault((label, name, "first"), []).append(run_once(src, backend, cache, out))
-                    cells.setdefault((label, name, "cached"), []).append(run_once(src, backend, cache, out))
-            print(f"# round {rep + 1}/{reps} done", file=sys.stderr, flush=True)
-    print(f"\nend to end: esrkit upscale, wall seconds, median of {reps} interleaved rounds "
-          "(separate processes; first = empty cache)")
-    print(f"{'input':9s} {'backend':8s} {'first call':>11s} {'cached call':>12s} {'torch / this (cached)':>22s}")
-    for label in ("1 photo", "8 photos"):
-        torch_cached = statistics.median(cells[(label, "torch", "cached")])
-        for name in ("default", "torch"):
-            first = statistics.median(cells[(label, name, "first")])
-            cached = statistics.median(cells[(label, name, "cached")])
-            print(f"{label:9s} {name:8s} {first:11.2f} {cached:12.2f} {torch_cached / cached:22.2f}")
-            rows.append({"input": label, "backend": name, "first_s": first, "cached_s": cached,
-                         "all_first_s": cells[(label, name, "first")], "all_cached_s": cells[(label, name, "cached")],
-                         "speedup_over_torch_cached": torch_cached / cached})
+                    first = run_once(src, backend, cache, out)
+                    cached = run_once(src, backend, cache, out)
+                    cells.setdefault((label, name, "first"), []).append(first)
+                    cells.setdefault((label, name, "cached"), []).append(cached)
+                    print(f"# round {rep + 1}: {label}, {name}: first {first:.2f} s, cached {cached:.2f} s",
+                          file=sys.stderr, flush=True)
+            rows = print_table(cells, rep + 1)
     return rows
 
 
