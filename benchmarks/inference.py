@@ -5,6 +5,11 @@
     python benchmarks/inference.py --psnr                # also Set5 ×4 Y-PSNR change of the non-exact backends
     python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 360x640 --psnr   # issue 11's comparison
     python benchmarks/inference.py --input noise         # uniform-noise input instead of the sample photograph
+    python benchmarks/inference.py --e2e-only            # only the end-to-end esrkit upscale table
+
+The last table (``benchmarks/end_to_end.py``) times whole ``esrkit upscale`` commands: one 960×540 photograph
+and a folder of 8, the default backend (``auto``) against ``--backend torch``, first call (empty cache) and
+cached call, in separate processes, interleaved, median of ``--e2e-reps`` rounds.
 
 "Eager" is what the authors' test scripts do: the released checkpoint as loaded (train form where it was released
 in train form), NCHW float32, ``model(x)`` under no autograd. Each esrkit backend runs the deploy form
@@ -50,6 +55,9 @@ from esrkit.infer import backends as bk
 from esrkit.models import capabilities_of, model_info, reparameterize
 from esrkit.profile.runtime import time_forward
 from esrkit.profile.table import parse_hxw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from end_to_end import end_to_end  # a sibling script: benchmarks/ is not a package
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ESRKIT_SHARED", REPO.parent / "shared"))
@@ -110,7 +118,8 @@ def set5_psnr(weights: Path, set5: Path, backend: str | None = None, precision: 
               threads: int | None = None, **options: Any) -> float:
     from esrkit.evaluate import evaluate_model
 
-    extra: dict[str, Any] = {} if backend is None else {"backend": backend, "threads": threads, **options}
+    extra: dict[str, Any] = {"backend": None} if backend is None else {"backend": backend, "threads": threads,
+                                                                       **options}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "not marked safe": the measured PSNR says it better
         up = Upscaler.from_name(weights=weights, precision=precision, **extra)
@@ -129,7 +138,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write every row here")
     parser.add_argument("--input", choices=["photo", "noise"], default="photo",
                         help="the sample photograph resized to each size (default), or uniform noise")
+    parser.add_argument("--e2e-reps", type=int, default=3,
+                        help="rounds of the end-to-end esrkit upscale table (median; 0 skips it)")
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end table")
     args = parser.parse_args()
+    if args.e2e_only:
+        end_to_end(max(args.e2e_reps, 1))
+        return
     warmup, repeats, trials = (2, 3, 1) if args.quick else (3, 10, 3)
     sizes = [parse_hxw(s) for s in args.sizes]
     torch.set_num_threads(args.threads)
@@ -239,11 +254,12 @@ def main() -> None:
             parts.append(f"best overall ({scope}) {best['label']} {best['speedup']:.2f}×{note}")
         print(f"{name} {size[0]}x{size[1]}: " + "; ".join(parts))
     print_head_to_head(rows, args.psnr)
+    e2e = end_to_end(args.e2e_reps) if args.e2e_reps > 0 else []
     if args.json is not None:
         from esrkit.fileio import write_json_atomic
 
         write_json_atomic(args.json, {"threads": args.threads, "warmup": warmup, "repeats": repeats,
-                                      "trials": trials, "rows": rows})
+                                      "trials": trials, "rows": rows, "end_to_end": e2e})
 
 
 def print_head_to_head(rows: list[dict[str, Any]], psnr: bool) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import esrkit.device
 from esrkit.cli import main
 from esrkit.data.io import write_image
 from esrkit.infer import Upscaler
@@ -92,7 +93,7 @@ torch.save(model.state_dict(), folder + "/w.pth")
 lr = np.random.default_rng(0).integers(0, 256, (21, 18, 3), dtype=np.uint8)
 up = Upscaler.from_name(weights=folder + "/w.pth", backend="openvino", precision="bf16")
 assert up.model.precision == "bf16" and up.dtype == torch.float32  # the runner owns the precision
-ref = Upscaler.from_name(weights=folder + "/w.pth")(lr)
+ref = Upscaler.from_name(weights=folder + "/w.pth", backend=None)(lr)
 out = up(lr)
 assert out.shape == ref.shape and np.abs(out.astype(int) - ref).mean() < 2.0, np.abs(out.astype(int) - ref).mean()
 print("ok")
@@ -135,7 +136,7 @@ def test_onnxruntime_sigmoid_rewrite_is_exact():
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    rewritten = bk._exact_sigmoid(data)
+    rewritten = bk.exact_sigmoid_graph(data)
     assert "Sigmoid" not in [n.op_type for n in onnx.load_from_string(rewritten).graph.node]
     x = np.linspace(-60, 60, 4001, dtype=np.float32)
     exact = 1 / (1 + np.exp(-x.astype(np.float64)))
@@ -175,7 +176,7 @@ def test_upscaler_from_name_backend_hook(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "rlfn.pth"
     torch.save(create_model("rlfn_ntire").state_dict(), weights)
-    ref = Upscaler.from_name(weights=weights)(lr)
+    ref = Upscaler.from_name(weights=weights, backend=None)(lr)
     fast = Upscaler.from_name(weights=weights, backend="openvino", precision="fp32", threads=1)
     assert isinstance(fast.model, bk.OpenVINORunner) and fast.model.precision == "fp32"
     assert fast.capabilities.min_size == 15  # the registry's, read through the runner's esrkit_config
@@ -191,7 +192,7 @@ def test_typed_errors(monkeypatch):
     if HAS_ORT:
         with pytest.raises(bk.PrecisionNotSupportedError, match="onnxruntime"):
             bk.make_runner(model, "onnxruntime", precision="bf16")
-    monkeypatch.setattr(bk, "cpu_features", lambda: frozenset({"avx2"}))  # a CPU without bf16 dot products
+    monkeypatch.setattr(esrkit.device, "cpu_features", lambda: frozenset({"avx2"}))  # a CPU without bf16 dot products
     with pytest.raises(bk.PrecisionNotSupportedError, match="bf16"):
         bk.make_runner(model, "torch", precision="bf16")
     with pytest.raises(bk.InputError, match="fp64"):
@@ -299,7 +300,7 @@ def tiny_bench(tmp_path):
     return tmp_path / "HR", weights
 
 
-def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, capsys, monkeypatch):
+def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, capsys, monkeypatch, fresh_cache):
     monkeypatch.setenv("ESRKIT_CACHE", str(tmp_path / "cache"))
     data, weights = tiny_bench
     evaluated = tmp_path / "eval.json"
@@ -309,7 +310,7 @@ def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, c
     out = tmp_path / "rec.json"
     code = main(["recommend", "--weights", str(weights), "--model", "bicubic", "--min-psnr", "25",
                  "--data", str(data), "--input", "16x16", "--threads", "1", "--repeats", "1", "--warmup", "1",
-                 "--json", str(out)])
+                 "--json", str(out), "--save"])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["fp32_psnr_y"]["bicubic"] == pytest.approx(bicubic_psnr, abs=1e-9)  # the evaluate path
@@ -320,8 +321,15 @@ def test_recommend_cli_picks_the_model_meeting_the_floor(tiny_bench, tmp_path, c
     assert {m["backend"] for m in rlfn} == set(bk.available_backends())
     assert all(not m["meets_floor"] for m in rlfn)
     assert all(abs(m["delta_db"]) <= 0.02 for m in rlfn if m["status"] == "ok")
-    printed = capsys.readouterr().out
-    assert "Pareto front" in printed and "recommended: bicubic" in printed
+    captured = capsys.readouterr()
+    assert "Pareto front" in captured.out and "recommended: bicubic" in captured.out
+    # piped (not a terminal): one line per measured combination on stderr, none silent
+    for m in doc["measurements"]:
+        assert f"recommend: measuring {m['model']} {m['backend']} {m['precision']}" in captured.err
+    # --save: the fastest kept fp32 backend of the recommended model becomes this machine's auto choice
+    fp32_rows = [m for m in doc["measurements"] if m["model"] == "bicubic" and m["precision"] == "fp32"
+                 and m["status"] == "ok"]
+    assert bk.machine_choice() == min(fp32_rows, key=lambda m: m["median_ms"])["backend"]
 
 
 def test_recommend_none_meets_the_floor(tiny_bench, tmp_path, monkeypatch):
@@ -363,3 +371,73 @@ def test_evaluate_through_a_backend_scores_like_the_module(tmp_path):
         assert main([*args, "--backend", backend] if backend != "torch" else args) == 0
         scores[backend] = json.loads(out.read_text())["results"][0]["psnr_y"]
     assert abs(scores["torch"] - scores["openvino"]) < 1e-3, scores
+
+
+# ------------------------------------------------------------------------------------------- --backend auto
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty esrkit cache for one test, and a counter of the ONNX exports the cache performs."""
+    from esrkit.infer.backends import cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    calls = []
+    real = cache.export_onnx
+    monkeypatch.setattr(cache, "export_onnx", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    return calls
+
+
+def _seeded_weights(tmp_path, name="rlfn_ntire", seed=0):
+    torch.manual_seed(seed)
+    path = tmp_path / f"{name}.pth"
+    torch.save(create_model(name).state_dict(), path)
+    return path
+
+
+@pytest.mark.skipif(not (HAS_ORT or HAS_OV), reason="neither onnxruntime nor openvino installed")
+def test_auto_picks_an_exact_fast_backend_and_reuses_its_cache(tmp_path, fresh_cache):
+    weights = _seeded_weights(tmp_path)
+    x = torch.rand(1, 3, 27, 33, generator=torch.Generator().manual_seed(3))
+    ref = Upscaler.from_name(weights=weights, backend="torch").upscale_tensor(x)
+    first = Upscaler.from_name(weights=weights)  # backend="auto" is the default
+    assert first.model.backend == bk.auto_candidates(create_model("rlfn_ntire"), "cpu", "fp32")[0] != "torch"
+    assert first.model.precision == "fp32"
+    assert (first.upscale_tensor(x) - ref).abs().max().item() <= 1e-4  # fp32-exact
+    assert len(fresh_cache) == 1 and fresh_cache[0].is_file()  # exported once, into the cache
+    stamp = fresh_cache[0].stat().st_mtime_ns
+    second = Upscaler.from_name(weights=weights)
+    assert len(fresh_cache) == 1 and fresh_cache[0].stat().st_mtime_ns == stamp  # no second export
+    assert (second.upscale_tensor(x) - ref).abs().max().item() <= 1e-4
+    (tmp_path / "o").mkdir()
+    other = Upscaler.from_name(weights=_seeded_weights(tmp_path / "o", seed=1))
+    assert len(fresh_cache) == 2  # other weights of the same architecture: their own export
+    assert other.model.backend == first.model.backend
+    if first.model.backend == "openvino":
+        assert any(bk.cache_root().glob("openvino-*/*.blob"))  # OpenVINO's compiled model is kept too
+
+
+@pytest.mark.skipif(not (HAS_ORT or HAS_OV), reason="neither onnxruntime nor openvino installed")
+def test_auto_falls_back_to_torch_once_for_a_model_that_cannot_be_exported(tmp_path, fresh_cache):
+    """SAFMN's adaptive max-pool to a size read from the input has no ONNX export: auto runs torch, and the
+    failure is remembered, so the second call does not try again."""
+    weights = _seeded_weights(tmp_path, "safmn_ntire2023")
+    first = Upscaler.from_name(weights=weights)
+    assert first.model.backend == "torch" and first.model.channels_last
+    tried = len(fresh_cache)
+    assert tried == 1
+    assert Upscaler.from_name(weights=weights).model.backend == "torch"
+    assert len(fresh_cache) == tried
+
+
+@needs_ort
+def test_auto_honours_the_saved_machine_choice(tmp_path, fresh_cache):
+    bk.save_machine_choice("onnxruntime")
+    assert bk.machine_choice() == "onnxruntime"
+    up = Upscaler.from_name(weights=_seeded_weights(tmp_path))
+    assert up.model.backend == "onnxruntime"
+
+
+def test_auto_runs_weightless_baselines_and_other_precisions_on_torch():
+    assert bk.auto_candidates(create_model("bicubic"), "cpu", "fp32") == ["torch"]
+    assert bk.auto_candidates(create_model("rlfn_ntire"), "cpu", "fp32")[-1] == "torch"

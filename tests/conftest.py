@@ -7,11 +7,21 @@ import them from there, never from this file.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from helpers import shared_path
+
+# The backends keep ONNX exports and compiled models in $XDG_CACHE_HOME/esrkit: the tests use a folder of their
+# own (inherited by the CLI subprocesses they start), never the user's ~/.cache, and remove it at the end.
+_TEST_CACHE = tempfile.mkdtemp(prefix="esrkit-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _TEST_CACHE
+atexit.register(shutil.rmtree, _TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture
@@ -21,9 +31,8 @@ def shared() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _weights_cache_isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the user's weights cache or reaches the network: ``XDG_CACHE_HOME`` is a fresh folder and
-    ``ESRKIT_OFFLINE=1`` (tests of downloads undo it and serve files from their own loopback server)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches the network: ``ESRKIT_OFFLINE=1`` (tests of downloads undo it and serve files from their own
+    loopback server, with a weights cache of their own: ``test_weights_hub``)."""
     monkeypatch.setenv("ESRKIT_OFFLINE", "1")
     monkeypatch.delenv("ESRKIT_WEIGHTS_MIRROR", raising=False)

@@ -33,6 +33,13 @@ from helpers import REPO, SHARED, shared_path
 DIPNET_PSNR_Y = {"Set5": 31.81, "Set14": 28.44}  # NTIRE 2023 report / DIPNet paper, ×4, border 4
 
 
+@pytest.fixture(autouse=True)
+def _fresh_weights_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here starts from an empty weights cache (``XDG_CACHE_HOME`` a fresh folder), so "nothing cached"
+    and "downloaded once" are what this test did, not what an earlier one left."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 def _shared_catalogue() -> list[dict]:
     return json.loads(shared_path("weights", "catalogue.json").read_text())["weights"]
 

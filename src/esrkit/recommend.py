@@ -94,6 +94,14 @@ class Recommendation:
             "recommendation": None if self.best is None else self.best.to_dict(),
         }
 
+    def fastest_fp32_backend(self) -> str | None:
+        """The backend that ran the recommended model (else the first candidate) fastest in fp32, among those
+        kept (within the tolerance of the module's own fp32): what ``--backend auto`` should use on this machine
+        (``esrkit recommend --save``); None when no fp32 row was kept."""
+        model = self.best.model if self.best is not None else next(iter(self.fp32_psnr), None)
+        rows = [m for m in self.measurements if m.model == model and m.precision == "fp32" and m.kept]
+        return min(rows, key=lambda m: m.median_ms).backend if rows else None  # type: ignore[arg-type,return-value]
+
 
 def candidate_combos(device: str | torch.device | None = "cpu") -> list[tuple[str, str]]:
     """Every (backend, precision) this machine runs natively on ``device``, installed backends only."""
@@ -108,19 +116,32 @@ def candidate_combos(device: str | torch.device | None = "cpu") -> list[tuple[st
     return combos
 
 
+# PSNRs closer than this are the same fidelity: exact fp32 backends of one model differ by float rounding in the
+# fifth decimal, and without it the slower one (31.20001 dB at 433 ms) stayed on the front beside the faster one
+# (31.20000 dB at 263 ms), the same row twice as printed. Half the 0.001 dB the tables print.
+PSNR_RESOLUTION_DB = 0.0005
+
+
 def pareto_front(measurements: Sequence[Measurement]) -> list[Measurement]:
-    """The kept measurements no other kept one dominates (PSNR ≥ and runtime ≤, one of them strictly), fastest
-    first. Pure, so it is tested on its own."""
+    """The kept measurements no other kept one dominates (PSNR ≥ and runtime ≤, one of them strictly; PSNRs
+    within :data:`PSNR_RESOLUTION_DB` count as equal), fastest first; of exact ties the first is kept. Pure, so
+    it is tested on its own."""
     kept = [m for m in measurements if m.kept]
-    front = []
+    eps = PSNR_RESOLUTION_DB
+
+    def dominates(o: Measurement, m: Measurement) -> bool:
+        same_psnr = abs(o.psnr_y - m.psnr_y) <= eps  # type: ignore[operator]
+        at_least = same_psnr or o.psnr_y > m.psnr_y  # type: ignore[operator]
+        return at_least and o.median_ms <= m.median_ms and (  # type: ignore[operator]
+            not same_psnr or o.median_ms < m.median_ms)  # type: ignore[operator]
+
+    front: list[Measurement] = []
     for m in kept:
-        dominated = any(
-            o is not m and o.psnr_y >= m.psnr_y and o.median_ms <= m.median_ms  # type: ignore[operator]
-            and (o.psnr_y > m.psnr_y or o.median_ms < m.median_ms)  # type: ignore[operator]
-            for o in kept
-        )
-        if not dominated:
-            front.append(m)
+        if any(o is not m and dominates(o, m) for o in kept):
+            continue
+        if any(abs(f.psnr_y - m.psnr_y) <= eps and f.median_ms == m.median_ms for f in front):  # type: ignore[operator]
+            continue  # an exact tie with one already on the front
+        front.append(m)
     return sorted(front, key=lambda m: (m.median_ms, -m.psnr_y))  # type: ignore[operator]
 
 
@@ -211,7 +232,8 @@ def recommend(
     for cand, label in zip(candidates, labels, strict=True):
         step(f"{label} fp32 (reference)")
         reference = Upscaler.from_name(cand.name, scale=scale, weights=cand.weights, device=str(dev),
-                                       random_weights=cand.random_weights)
+                                       random_weights=cand.random_weights,
+                                       backend=None)  # the plain module: the reference every row is held to
         fp32[label] = base = _mean_psnr_y(reference, datasets, scale, data_root, crop_multiple)
         x = _timing_input(reference.capabilities, input_size)
         del reference

@@ -94,6 +94,27 @@ class Protocol:
                 return threshold
         return None
 
+    def schema(self) -> list[tuple[str, str, str]]:
+        """The columns a row file gives this challenge: ``(row key, the report's label, what it is for)``, the
+        ranked metrics first, then the shown ones, each PSNR threshold saying its floor and whether it removes
+        entries (what ``esrkit challenge rank --schema`` prints; :mod:`esrkit.challenge.rows` lists the
+        accepted spellings and units of each key)."""
+        out = [("team", "Team", "required: the entry's name"), ("model", "Model", "optional")]
+        for metric in self.metrics:
+            use = "ranked" if metric.ranked else "shown"
+            for t in self.thresholds:
+                if metric.key in (t.metric, t.stand_in):
+                    kind = "entries under it are not ranked" if t.enforced else "stated; a note when missed"
+                    use += f"; floor {t.min:.2f} dB ({kind})"
+            out.append((metric.key, metric.label, use))
+        derive = self.runtime.get("derive_from") or []
+        out += [(key, key, "shown; runtime_ms is their mean when a row lacks it") for key in derive]
+        out += [(t.stand_in, t.stand_in, f"stands in for {t.metric} ({t.min:.2f} dB floor)")
+                for t in self.thresholds if t.stand_in and not any(m.key == t.stand_in for m in self.metrics)]
+        out += [("baseline", "", "optional true/false: a reference row, never ranked"),
+                ("verified", "", "optional true/false: false = not verified, never ranked")]
+        return out
+
     def label(self, key: str) -> str:
         """The report's column label for ``key`` (falls back to the key itself)."""
         for metric in self.metrics:

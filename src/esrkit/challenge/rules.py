@@ -19,12 +19,19 @@ __all__ = ["RuleFn", "ais_score", "rank_sum"]
 
 def _screen(row: Row, protocol: Protocol, enforce_floor: bool) -> Entry:
     """Eligibility shared by every rule: baselines and unverified rows are never ranked; the enforced floor
-    removes entries under it; stated-but-unenforced thresholds only leave a note."""
+    removes entries under it; stated-but-unenforced thresholds only leave a note.
+
+    Except when the row gives nothing the enforced floor could be checked on (NTIRE 2023: no test PSNR and no
+    stand-in): the challenges ranked only entries that reached their floors, so a stated threshold the row does
+    give (NTIRE's 29.00 dB validation floor) then decides, and an entry under it is listed apart, not ranked.
+    The published tables' entries all have the enforced value, so their ranks are unchanged."""
     if row.baseline:
         return Entry(row, ranked=False, reason="baseline (reference, not ranked)")
     if not row.verified:
         return Entry(row, ranked=False, reason="not verified by the organizers")
     entry = Entry(row, ranked=True)
+    unchecked: list[str] = []  # enforced floors this row gives no value for
+    below: list[tuple[str, float, float]] = []  # stated (unenforced) thresholds the row misses
     for threshold in protocol.thresholds:
         used = threshold.metric
         value = row.get(used)
@@ -34,14 +41,24 @@ def _screen(row: Row, protocol: Protocol, enforce_floor: bool) -> Entry:
                 entry.notes.append(f"{threshold.metric} not given; checked {used} against {threshold.min:.2f} dB")
         if value is None:
             if threshold.enforced and enforce_floor:
-                entry.notes.append(f"{threshold.metric} not given: the {threshold.min:.2f} dB floor was not checked")
+                unchecked.append(threshold.metric)
             continue
         if value < threshold.min:
             if threshold.enforced and enforce_floor:
                 entry.ranked = False
                 entry.reason = f"{used} {value:.2f} dB < {threshold.min:.2f} dB floor"
             else:
-                entry.notes.append(f"{used} {value:.2f} dB below the stated {threshold.min:.2f} dB")
+                below.append((used, value, threshold.min))
+    for used, value, least in below:
+        if unchecked and entry.ranked:
+            entry.ranked = False
+            entry.reason = (f"{used} {value:.2f} dB < {least:.2f} dB floor (no {', '.join(unchecked)} to hold to "
+                            "the enforced floor)")
+        else:
+            entry.notes.append(f"{used} {value:.2f} dB below the stated {least:.2f} dB")
+    if entry.ranked:
+        entry.notes += [f"{m} not given: the {t.min:.2f} dB floor was not checked"
+                        for m in unchecked for t in protocol.thresholds if t.metric == m]
     return entry
 
 

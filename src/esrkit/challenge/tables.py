@@ -7,7 +7,7 @@ from typing import Any
 
 from .entries import Ranking
 
-__all__ = ["ais_row_table", "ranking_table", "row_table"]
+__all__ = ["ais_row_table", "ranking_table", "row_table", "schema_table"]
 
 
 def ranking_table(ranking: Ranking) -> Any:
@@ -78,4 +78,16 @@ def ais_row_table(document: dict[str, Any]) -> Any:
                f"runtime {model.get('runtime_ms'):.3f} ms", f"{model.get('params_m'):.3f} M params",
                f"{model.get('macs_g'):.2f} GMACs", f"score S = 2·2^Δ/(√T·0.1) = {details['score']:.2f} ({eligible})"]
     table.caption = escape("; ".join(summary + details["notes"]))
+    return table
+
+
+def schema_table(protocol: Any) -> Any:
+    """The columns a challenge's rows may give: key, the report's label and how the rule uses it."""
+    from rich.table import Table
+
+    table = Table(title=f"{protocol.title}: row columns (spellings and units: esrkit.challenge.rows)")
+    for col in ("key", "report label", "use"):
+        table.add_column(col)
+    for key, label, use in protocol.schema():
+        table.add_row(key, label, use, style=None if "ranked" in use.split(";")[0] else "dim")
     return table

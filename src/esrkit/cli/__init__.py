@@ -16,9 +16,10 @@ from ._app import app
 
 __all__ = ["app", "main", "render_error"]
 
-# Library parameter names whose command-line flag is spelled differently; every other ``param`` is shown as
-# ``--`` + the name with dashes (``tile_overlap`` → ``--tile-overlap``). ``root`` is resolve_benchmark's name for
-# the data root; ``dst`` is convert's positional argument, shown as its metavar.
+# Library parameter names whose command-line spelling differs; every other ``param`` is shown as ``--`` + the name
+# with dashes (``tile_overlap`` → ``--tile-overlap``). ``root`` is resolve_benchmark's name for the data root.
+# Positional arguments have no flag: they are shown as the metavar the usage line prints (``esrkit upscale
+# INPUT...``, ``esrkit train RECIPE``), never as an option the user could not have typed (``--inputs``).
 _FLAG_NAMES = {
     "input_size": "--input",
     "json_out": "--json",
@@ -26,6 +27,11 @@ _FLAG_NAMES = {
     "all_models": "--all",
     "from_file": "--from",
     "root": "--data-root",
+    "inputs": "INPUT",
+    "recipe": "RECIPE",
+    "rows": "ROWS",
+    "challenge": "CHALLENGE",
+    "src": "SRC",
     "dst": "DST",
 }
 

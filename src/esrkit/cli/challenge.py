@@ -9,10 +9,12 @@ published entries with ``rank``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from ..console import stdout_console
+from ..errors import InputError
 from ..fileio import check_output_path, write_json_atomic, write_text_atomic
 from ._app import app
 
@@ -23,22 +25,15 @@ challenge_app = typer.Typer(
 app.add_typer(challenge_app, name="challenge")
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:
-        # Piped to a file or a CI log: wide enough that a 14-column challenge table stays one line per row.
-        console = Console(width=240)
-    return console
 
 
 @challenge_app.command("rank")
 def rank_command(
-    rows: Annotated[list[Path], typer.Argument(help="Row files (.csv/.tsv/.json); see esrkit.challenge.rows.")],
     challenge: Annotated[
         str, typer.Option("--challenge", "-c", help="ntire2023, aim2020, ais2024, or a protocol .yaml path.")
     ],
+    rows: Annotated[list[Path] | None, typer.Argument(help="Row files (.csv/.tsv/.json); --schema: columns.",
+                                                      show_default=False)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the ranking as JSON here.")] = None,
     csv_out: Annotated[Path | None, typer.Option("--csv", help="Write the ranking as CSV here.")] = None,
     order_by: Annotated[
@@ -51,18 +46,24 @@ def rank_command(
             help="Rank entries under the PSNR floor too (for re-ranking tables that did not apply it).",
         ),
     ] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the challenge's row columns and exit.")] = False,
 ) -> None:
     """Rank rows under a challenge's rules and print the table."""
     from ..challenge import load_protocol, rank_rows, read_rows
-    from ..challenge.tables import ranking_table
+    from ..challenge.tables import ranking_table, schema_table
 
+    if schema:
+        stdout_console().print(schema_table(load_protocol(challenge)))
+        return
+    if not rows:
+        raise InputError("give at least one row file (or --schema for the columns)", param="rows")
     if json_out is not None:
         check_output_path(json_out, param="json_out")
     if csv_out is not None:
         check_output_path(csv_out, param="csv_out")
     protocol = load_protocol(challenge)
     ranking = rank_rows(read_rows(rows), protocol, enforce_floor=not no_floor, order_by=order_by)
-    _console().print(ranking_table(ranking))
+    stdout_console().print(ranking_table(ranking))
     if json_out is not None:
         write_json_atomic(json_out, ranking.to_dict())
     if csv_out is not None:
@@ -81,8 +82,6 @@ def _qp_list(text: str | None) -> tuple[int, ...]:
     try:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        from ..errors import InputError
-
         raise InputError(f"expected comma-separated integers such as 31,63, got {text!r}", param="qps") from None
 
 
@@ -135,6 +134,6 @@ def run_command(
         runtime_images=runtime_images, qps=_qp_list(qps), crop_multiple=crop_multiple, decoder=decoder,
         warmup=warmup, repeats=repeats, runtime_size=parse_width_height(runtime_size),
     )  # fmt: skip
-    _console().print(measured_table(document))
+    stdout_console().print(measured_table(document))
     if json_out is not None:
         write_json_atomic(json_out, document)

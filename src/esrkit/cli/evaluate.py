@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..console import Progress, stdout_console
 from ..fileio import check_output_path, staged_dir, write_json_atomic
 from ._app import app
 
@@ -29,11 +29,10 @@ def evaluate(
     data_root: Annotated[Path | None, typer.Option("--data-root", help="Benchmarks root (or $ESRKIT_DATA).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON here.")] = None,
     save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Save SR images under DIR/DATASET/.")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16.")] = "fp32",
-    backend: Annotated[
-        str | None, typer.Option("--backend", help="torch, onnxruntime or openvino (default: the plain module).")
-    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="auto (the fastest exact one here, cached), torch, "
+                                         "onnxruntime or openvino.")] = "auto",
     border: Annotated[int | None, typer.Option("--border", help="Border crop in pixels (default: the scale).")] = None,
     crop_multiple: Annotated[
         int | None, typer.Option("--crop-multiple", help="Crop HR from the top-left to multiples of N (AIS 2024: 24).")
@@ -68,16 +67,15 @@ def evaluate(
     label = BUNDLED_MODEL if bundled else model or weights.stem  # type: ignore[union-attr]
 
     # SR images go to a staging folder first and move into place only when the whole run succeeded.
-    console = Console(stderr=True)
     results = []
     staging_ctx = staged_dir(save_dir) if save_dir is not None else contextlib.nullcontext()
-    with staging_ctx as staging, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                          TimeElapsedColumn(), console=console, transient=True,
-                                          disable=not console.is_terminal) as progress:  # else a stray newline
+    with staging_ctx as staging, Progress() as progress:  # a bar on a terminal, a line per dataset when piped
         for bench in benches:
-            task = progress.add_task(f"{label} ×{scale} {bench.name}", total=len(bench))
+            task = progress.add(f"{label} ×{scale} {bench.name}", total=len(bench))
             results.append(evaluate_benchmark(upscaler, bench, border=border, save_dir=staging,
                                               on_image=lambda _s, t=task: progress.advance(t)))
+            r = results[-1]
+            progress.done(f"{label} ×{scale} {bench.name}: {r.n} images, PSNR-Y {r.psnr_y:.2f} dB")
 
     table = Table(title=f"{label} ×{scale}")
     for col in ("dataset", "n", "PSNR-RGB", "SSIM-RGB", "PSNR-Y", "SSIM-Y"):
@@ -85,7 +83,7 @@ def evaluate(
     for r in results:
         table.add_row(r.dataset, str(r.n), f"{r.psnr_rgb:.2f}", f"{r.ssim_rgb:.4f}", f"{r.psnr_y:.2f}",
                       f"{r.ssim_y:.4f}")
-    Console().print(table)
+    stdout_console().print(table)
     if json_out is not None:
         extra = {"weights": str(weights)} if weights is not None else {}
         write_json_atomic(json_out, results_document(label, results, **extra))

@@ -44,7 +44,8 @@ def export_command(
     if not 7 <= opset <= 20:
         raise InputError(f"the TorchScript exporter writes opsets 7 to 20, got {opset} (default {DEFAULT_OPSET})",
                          param="opset")
-    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, deploy=deploy, random_weights=random_weights)
+    upscaler = Upscaler.from_name(model, scale=scale, weights=weights, deploy=deploy, backend=None,
+                                  random_weights=random_weights)
     net, scale = upscaler.model, upscaler.scale  # --scale, or the checkpoint's own
     path = export_onnx(net, onnx, opset=opset, deploy=False, verify=verify)
     config = getattr(net, "esrkit_config", None)

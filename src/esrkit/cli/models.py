@@ -24,13 +24,16 @@ def list_zoo(
     A zoo name runs its released weights (fetched on first use, or with `esrkit pull`); "none" means the
     command needs --weights FILE (or --random-weights); "no weights" is a parameter-free baseline.
     """
+    from ..console import Progress, stdout_console
     from ..hub.listing import zoo_listing
+    from ..models.registry import list_models
 
-    records = zoo_listing(scale)
+    with Progress() as progress:  # a bar on a terminal, a line per model when piped
+        task = progress.add("counting parameters", total=len(list_models()))
+        records = zoo_listing(scale, on_model=lambda name: (progress.advance(task), progress.done(f"models: {name}")))
     if as_json:
         typer.echo(json.dumps(records, indent=2, default=str))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"esrkit model zoo (parameters at ×{scale})")
@@ -39,7 +42,7 @@ def list_zoo(
         table.add_column(col, justify="right" if "params" in col or col == "min px" else "left", overflow="fold")
     for record in records:
         table.add_row(*_cells(record), end_section=record["bundled"])
-    Console(width=200).print(table)
+    stdout_console().print(table)
 
 
 def _scales(files: list[dict[str, Any]]) -> str:

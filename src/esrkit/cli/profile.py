@@ -9,9 +9,7 @@ on a small CPU; ``--timing challenge`` is the challenges' protocol (see
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -27,34 +25,6 @@ def _emit(line: str) -> None:
     print(line, file=sys.stdout, flush=True)
 
 
-@contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[int, str], None]]:
-    """Report which model is being profiled (n/N) on stderr: a transient bar on a terminal, one line per model
-    otherwise (a log then shows where a long run is, and the bar's redraws do not litter it)."""
-    if not sys.stderr.isatty():
-
-        def announce(index: int, name: str) -> None:
-            print(f"esrkit profile: [{index}/{total}] {name}", file=sys.stderr, flush=True)
-
-        yield announce
-        return
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    # Rows printed while the bar is up go above it on a terminal; a piped stdout is left alone.
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True, redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("profiling", total=total)
-
-        def announce_bar(index: int, name: str) -> None:
-            progress.update(task, completed=index - 1, description=f"profiling {name}")
-
-        yield announce_bar
-
-
 @app.command("profile")
 def profile_command(
     model: Annotated[str | None, typer.Option("--model", "-m",
@@ -64,7 +34,7 @@ def profile_command(
     all_models: Annotated[bool, typer.Option("--all", help="Profile every model of the zoo.")] = False,
     scale: Annotated[int, typer.Option("--scale", help="Upscaling factor (for --model / --all).")] = 4,
     input_size: Annotated[str, typer.Option("--input", help="LR input size HxW (challenges: 256x256).")] = "256x256",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or bf16 (converts model+input).")] = "fp32",
     timing: Annotated[str, typer.Option(
         "--timing",
@@ -85,7 +55,7 @@ def profile_command(
 ) -> None:
     """Count #Params / FLOPs / #Activations / #Conv like the NTIRE/AIM tool and measure runtime and peak
     memory."""
-    from ..profile.table import ProfileTable
+    from ..profile.table import ProfileTable, progress_announcer
     from ..profile.zoo import plan_profile
 
     if json_out is not None:
@@ -97,7 +67,7 @@ def profile_command(
     for line in [plan.description(), *table.header()]:
         _emit(line)
     results = []
-    with _progress(len(plan.targets)) as announce:
+    with progress_announcer(len(plan.targets)) as announce:
         for index, (name, _, _) in enumerate(plan.targets):
             announce(index + 1, name)
             results.append(plan.profile(index))

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..console import Progress, stdout_console
 from ..errors import InputError
 from ..fileio import check_output_path, write_json_atomic
 from ._app import app
@@ -37,7 +38,7 @@ def recommend_command(
                                                  "weights instead of their released ones (tests, timing).")] = False,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for every backend (default: torch's "
                                                 "count, all physical cores).")] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu (all backends) or cuda (torch).")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu (all backends) or cuda (torch).")] = "auto",
     input_size: Annotated[str, typer.Option("--input", help="LR input size HxW to time at.")] = "256x256",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed forwards per combination (median).")] = 5,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed forwards first (2: OpenVINO specializes the "
@@ -48,6 +49,8 @@ def recommend_command(
     crop_multiple: Annotated[int | None, typer.Option("--crop-multiple", help="Crop HR to multiples of N (AIS: 24).")]
     = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every measurement as JSON here.")] = None,
+    save: Annotated[bool, typer.Option("--save", help="Make the fastest fp32 backend measured here the one "
+                                       "--backend auto runs on this machine.")] = False,
 ) -> None:
     """Measure each model × backend × precision here and recommend the fastest that meets --min-psnr."""
     from ..device import resolve_device
@@ -72,13 +75,21 @@ def recommend_command(
     resolve_device(device)
 
     err = Console(stderr=True)
-    with err.status("measuring") as status:
+    with err.status("measuring") as status, Progress() as progress:  # piped: one line per measured combination
         result = recommend(candidates, data, min_psnr=min_psnr, scale=scale, device=device, threads=threads,
                            input_size=size, tolerance_db=tolerance, warmup=warmup, repeats=repeats,
                            data_root=data_root, crop_multiple=crop_multiple,
-                           on_step=lambda text: status.update(f"measuring {text}"))
+                           on_step=lambda text: (status.update(f"measuring {text}"),
+                                                 progress.line(f"recommend: measuring {text}")))
+    if save:
+        from ..infer.backends import save_machine_choice
 
-    out = Console()
+        chosen = result.fastest_fp32_backend()
+        if chosen is not None:
+            save_machine_choice(chosen)
+            err.print(f"saved: --backend auto runs {chosen} on this machine", highlight=False)
+
+    out = stdout_console()
     settings = result.settings
     where = f"{settings['device']}" + (f", {settings['threads']} threads" if settings["threads"] else "")
     table = Table(title=f"×{scale} Y-PSNR on {', '.join(Path(d).name for d in data)}; runtime at "

@@ -32,7 +32,8 @@ def _challenge_from_files(paths: list[Path]) -> str | None:
 
 @app.command("report")
 def report_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Row/result files (.csv/.json), e.g. challenge run outputs.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Row/result files (.csv/.json), e.g. challenge run outputs.",
+                                                  metavar="INPUT")],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")],
     challenge: Annotated[
         str | None,

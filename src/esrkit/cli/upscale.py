@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from ._app import app
 @app.command()
 def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Images, videos or folders (searched recursively).",
-                                                 metavar="INPUT...", show_default=False)],
+                                                 metavar="INPUT", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (or file, for one input file).")],
     model: Annotated[str | None, typer.Option("--model", help="Zoo model (its released weights, downloaded on first "
                                               "use), baseline (bicubic, lanczos) or esrkit_x4 (default, with no "
@@ -25,7 +26,8 @@ def upscale(
     tile: Annotated[int | None, typer.Option("--tile", help="Tile size in LR pixels (default: whole image, "
                                              "tiled automatically when memory runs out).")] = None,
     tile_overlap: Annotated[int, typer.Option("--tile-overlap", help="LR pixels of context around each tile.")] = 16,
-    backend: Annotated[str, typer.Option("--backend", help="torch, onnxruntime or openvino.")] = "torch",
+    backend: Annotated[str, typer.Option("--backend", help="auto (the fastest exact one here, cached), torch, "
+                                         "onnxruntime or openvino.")] = "auto",
     precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 or fp16.")] = "fp32",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     format: Annotated[str, typer.Option("--format", help="Image output format: png, avif, jpg or webp.")] = "png",
@@ -42,10 +44,10 @@ def upscale(
     from rich.console import Console
 
     from ..bundled import resolve_model_choice
-    from ..device import resolve_device, resolve_precision
+    from ..device import distributed_env, resolve_device, resolve_precision
     from ..hub import check_choice
     from ..infer import Upscaler
-    from ..infer.jobs import distributed_env, plan_jobs, rank_device, upscale_files
+    from ..infer.jobs import plan_jobs, rank_device, upscale_files
 
     # Everything is checked before a model is built or a file written, so bad input costs nothing.
     model, weights = resolve_model_choice(model, weights)  # neither given: esrkit's bundled model
@@ -67,12 +69,14 @@ def upscale(
         done.append(f"{summary.videos} video(s) ({summary.frames} frames)")
     where = f"rank {rank}/{world}: " if world > 1 else ""
     skipped = f"; {summary.skipped} skipped (output exists; --overwrite redoes them)" if summary.skipped else ""
+    runs = getattr(upscaler.model, "describe", lambda: "torch")()
     typer.echo(f"{where}{', '.join(done)} written to {out}{skipped}; {summary.megapixels:.2f} MP in "
-               f"{summary.seconds:.1f} s ({summary.megapixels_per_second:.2f} MP/s)")
+               f"{summary.seconds:.1f} s, one run ({summary.megapixels_per_second:.2f} MP/s; {runs})")
 
 
 class _ProgressBar:
-    """Rich progress on stderr: one bar over the files, and one over a video's frames while it runs."""
+    """Rich progress on stderr: one bar over the files, and one over a video's frames while it runs; off a
+    terminal, one line per finished file."""
 
     def __init__(self, console: Any, *, enabled: bool) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -83,6 +87,7 @@ class _ProgressBar:
                                  TimeElapsedColumn(), console=console, transient=True,
                                  disable=not enabled or not console.is_terminal)  # off a terminal: only a stray newline
         bar = self
+        piped = enabled and not console.is_terminal
 
         class Hooks(ProgressHooks):
             def start(self, jobs: Any) -> None:
@@ -100,6 +105,8 @@ class _ProgressBar:
                 if job.kind == "video":
                     bar.progress.remove_task(bar.frames)
                 bar.progress.advance(bar.files)
+                if piped:  # no bar off a terminal: one line per finished file instead of silence
+                    print(f"upscaled {job.src} -> {job.dst}", file=sys.stderr, flush=True)
 
         self.hooks = Hooks()
 

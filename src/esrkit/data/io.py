@@ -46,6 +46,8 @@ from ..fileio import atomic_path
 from .jpeg_scans import check_jpeg_scans
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".avif")
+PNG_COMPRESS_LEVEL = 1  # zlib level of written PNGs (see write_image: the speed/size trade measured there)
+
 _WRITE_FORMATS = {".png": "PNG", ".avif": "AVIF", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                   ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -237,6 +239,10 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, 
 
     ``image`` is an H×W×3 uint8 array, or a tensor (C,H,W)/(1,C,H,W) in ``[0, value_range]`` that is rounded to
     uint8 first. ``quality`` applies to lossy formats (AVIF/JPEG/WebP).
+
+    PNG is written at zlib level 1, not Pillow's default 6: still lossless, and encoding was the largest cost of an
+    upscale after the model (a 3840×2160 ×4 output on a 2-core EPYC: 0.64 s at level 1 against 2.7 s at level 6,
+    for a file 26% larger).
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -246,7 +252,9 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, 
     array = tensor_to_image(image, value_range) if isinstance(image, torch.Tensor) else image
     if array.dtype != np.uint8 or array.ndim not in (2, 3):
         raise InputError(f"{path}: expected an H×W×3 uint8 image, got {array.dtype} {array.shape}")
-    params = {} if quality is None else {"quality": int(quality)}
+    params: dict[str, int] = {} if quality is None else {"quality": int(quality)}
+    if fmt == "PNG":
+        params["compress_level"] = PNG_COMPRESS_LEVEL
     with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format=fmt, **params)
     return path

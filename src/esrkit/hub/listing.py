@@ -9,6 +9,7 @@ its file (:func:`esrkit.bundled.bundled_summary`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ..bundled import BUNDLED_MODEL, LICENCE, bundled_summary
@@ -41,12 +42,13 @@ def _bundled_record(scale: int) -> dict[str, Any]:
     }
 
 
-def zoo_listing(scale: int = 4) -> list[dict[str, Any]]:
-    """Every model's record (JSON-ready): the bundled model first, then the zoo by name; parameters at ``scale``."""
+def zoo_listing(scale: int = 4, on_model: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Every model's record (JSON-ready): the bundled model first, then the zoo by name; parameters at ``scale``.
+    ``on_model(name)`` follows each zoo model counted (seconds for the zoo: the caller's progress)."""
     from ..models.registry import zoo_summary
 
     records = [_bundled_record(scale)]
-    for row in zoo_summary(scale):
+    for row in zoo_summary(scale, on_model=on_model):
         record = {**row, "capabilities": dataclasses.asdict(row["capabilities"]), "bundled": False}
         records.append({**record, **weights_summary(row["name"])})
     return records

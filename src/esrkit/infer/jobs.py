@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.video import VIDEO_EXTENSIONS, upscale_video
+from ..device import distributed_env
 from ..errors import InputError
 from ..fileio import check_output_path
 from ..output_guard import check_name_lengths, refuse_non_regular, remove_stale_parts
@@ -80,7 +81,6 @@ __all__ = [
     "Job",
     "ProgressHooks",
     "UpscaleSummary",
-    "distributed_env",
     "plan_jobs",
     "rank_device",
     "shard",
@@ -218,19 +218,6 @@ def _common_root(jobs: Sequence[Job]) -> str:
         return os.path.commonpath([str(j.dst.parent) for j in jobs]) or "."
     except ValueError:
         return "the output folder"
-
-
-def distributed_env() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` from the environment ``torchrun`` sets (0, 1, 0 outside it)."""
-    try:
-        rank = int(os.environ.get("RANK", "0"))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError:
-        raise InputError("RANK, WORLD_SIZE and LOCAL_RANK must be integers") from None
-    if world < 1 or not 0 <= rank < world:
-        raise InputError(f"RANK={rank} is not in a world of WORLD_SIZE={world}")
-    return rank, world, local
 
 
 def rank_device(device: str | None) -> str | None:

@@ -87,15 +87,17 @@ class Upscaler:
 
     @classmethod
     def from_name(cls, name: str | None = None, scale: int | None = 4, weights: str | Path | None = None,
-                  deploy: bool = True, backend: str | None = None, random_weights: bool = False,
+                  deploy: bool = True, backend: str | None = "auto", random_weights: bool = False,
                   **kwargs: object) -> Upscaler:
         """Build from a zoo name and/or a checkpoint file; ``deploy`` re-parameterizes multi-branch models.
 
         The model comes from :func:`esrkit.hub.load_model`, the resolver every command shares: a zoo name runs
         its released weights (downloaded, verified and cached on first use), ``esrkit_x4`` the bundled ones, a
         name with no released weights is a :class:`~esrkit.errors.WeightsError` unless ``random_weights`` is
-        asked for explicitly. ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of
-        :mod:`esrkit.infer.backends`, which then owns ``precision`` and ``threads``; None runs the module itself.
+        asked for explicitly. ``backend`` (auto, torch, onnxruntime, openvino) wraps the model in a runner of
+        :mod:`esrkit.infer.backends`, which then owns ``precision`` and ``threads``; ``auto`` (the default) is the
+        fastest fp32-exact one for the device, its export and compiled model cached on disk
+        (:mod:`esrkit.infer.backends.auto`); None runs the module itself (what export and reference runs need).
         ``scale`` None takes the checkpoint's own scale (4 for a zoo name)."""
         from ..hub import load_model
         from ..models import get_config, reparameterize

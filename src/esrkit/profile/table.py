@@ -6,13 +6,15 @@ Shared by ``esrkit profile``, ``esrkit recommend`` and ``benchmarks/profile_zoo.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["TIMING_GRADES", "ProfileTable", "describe_settings", "parse_hxw", "timing_counts"]
+__all__ = ["TIMING_GRADES", "ProfileTable", "describe_settings", "parse_hxw", "progress_announcer", "timing_counts"]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -97,6 +99,34 @@ class ProfileTable:
                 _fmt(result.runtime_median_ms, 2),
             )
         )
+
+
+@contextlib.contextmanager
+def progress_announcer(total: int) -> Iterator[Callable[[int, str], None]]:
+    """Report which model is being profiled (n/N) on stderr: a transient bar on a terminal, one line per model
+    otherwise (a log then shows where a long run is, and the bar's redraws do not litter it)."""
+    if not sys.stderr.isatty():
+
+        def announce(index: int, name: str) -> None:
+            print(f"esrkit profile: [{index}/{total}] {name}", file=sys.stderr, flush=True)
+
+        yield announce
+        return
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # Rows printed while the bar is up go above it on a terminal; a piped stdout is left alone.
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True, redirect_stdout=sys.stdout.isatty(), redirect_stderr=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("profiling", total=total)
+
+        def announce_bar(index: int, name: str) -> None:
+            progress.update(task, completed=index - 1, description=f"profiling {name}")
+
+        yield announce_bar
 
 
 def describe_settings(

@@ -196,10 +196,38 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     return cls(**data)
 
 
+def _path_base(name_or_path: str | os.PathLike[str], source: str) -> Path:
+    """The folder a recipe's relative file paths start from: the recipe file's own folder, so ``esrkit train
+    my.yaml`` means the same files from any working directory. A shipped recipe names the reference material
+    as it sits beside an esrkit checkout (``../shared/...``), so its paths start at the checkout's root (the
+    folder holding ``src/esrkit``), not at the working directory: ``esrkit train esrkit_x4`` works from anywhere."""
+    if source.startswith("esrkit:"):
+        return Path(__file__).resolve().parents[3]
+    return Path(name_or_path).resolve().parent
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make ``init`` and ``teacher.weights`` absolute against ``base`` when they are relative text (anything
+    else is left for the type checks to report)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and value.strip():
+            path = Path(value).expanduser()
+            return value if path.is_absolute() else str((base / path).resolve())
+        return value
+
+    if "init" in data:
+        data["init"] = resolve(data["init"])
+    teacher = data.get("teacher")
+    if isinstance(teacher, dict) and "weights" in teacher:
+        teacher["weights"] = resolve(teacher["weights"])
+
+
 def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | None = None) -> Recipe:
     """Read a shipped recipe by name or a YAML file, apply ``overrides`` and validate every key and value."""
     data, source = _read(name_or_path)
-    data = apply_overrides(data, overrides or [])
+    _resolve_paths(data, _path_base(name_or_path, source))
+    data = apply_overrides(data, overrides or [])  # a --set path is the user's: relative to where they are
     stages_raw = data.pop("stages", None)
     if not isinstance(stages_raw, list) or not stages_raw:
         raise InputError(f"{source}: needs a non-empty list 'stages'", param="recipe")

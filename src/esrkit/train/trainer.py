@@ -54,14 +54,6 @@ __all__ = ["CHECKPOINT", "EpochSampler", "TrainResult", "Trainer", "resolve_amp"
 # ------------------------------------------------------------------------------------------------------ precision
 
 
-def _cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None: fp32, no autocast)."""
     if precision == "fp32":
@@ -69,7 +61,9 @@ def resolve_amp(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if _cpu_has_fast_bf16() else None
+        from ..device import cpu_runs_natively
+
+        return torch.bfloat16 if cpu_runs_natively("bf16") else None
     if precision == "fp16" and device.type != "cuda":
         raise InputError("fp16 training needs CUDA (use bf16 or fp32 on CPU)", param="precision")
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -119,15 +113,15 @@ class Trainer:
                  device: str | None = None, resume: bool = False, hooks: TrainHooks | None = None,
                  stop_after: int | None = None) -> None:
         from ..data.datasets import resolve_benchmark
-        from ..device import resolve_device
+        from ..device import distributed_env, resolve_device
 
         self.recipe = recipe
         self.out = Path(out)
         self.resume = resume
         self.stop_after = stop_after  # stop (checkpointed, resumable) after this many iterations in all
-        self.distributed = dist.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+        _, world, local = distributed_env()  # validated: a malformed WORLD_SIZE is an InputError, not a ValueError
+        self.distributed = dist.is_available() and world > 1
         if self.distributed and not dist.is_initialized():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
             if device in (None, "auto") and torch.cuda.is_available():
                 torch.cuda.set_device(local)
             dist.init_process_group("nccl" if torch.cuda.is_available() and device != "cpu" else "gloo")
@@ -135,7 +129,7 @@ class Trainer:
         self.world = dist.get_world_size() if self.distributed else 1
         dev = resolve_device(device)
         if self.distributed and dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            dev = torch.device("cuda", local)
         self.device = dev
         self.amp = resolve_amp(recipe.precision, dev)
         self.hooks = hooks if hooks is not None and self.rank == 0 else TrainHooks()
