@@ -126,13 +126,13 @@ def test_recipe_paths_start_at_the_recipe_file_not_the_working_directory(tmp_pat
     monkeypatch.chdir(elsewhere)
     recipe = load_recipe(str(folder / "mine.yaml"))
     assert recipe.init == str(folder / "weights" / "start.pth")
-    assert recipe.teacher["weights"] == str(tmp_path / "teacher.pth")
+    assert recipe.teacher.weights == str(tmp_path / "teacher.pth")
     # a --set value is the user's own: relative to where they typed it
     assert load_recipe(str(folder / "mine.yaml"), ["init=mine.pth"]).init == "mine.pth"
     # the shipped esrkit_x4 names the shared teacher beside the checkout, whatever the working directory
     shipped = load_recipe("esrkit_x4")
     assert Path(shipped.init) == REPO.parent / "shared" / "weights" / "official" / "rlfn_ntire2022_x4.pth"
-    assert shipped.teacher["weights"] == shipped.init
+    assert shipped.teacher.weights == shipped.init
 
 
 def test_demo_crop_is_the_most_detailed_region_not_one_strong_edge():
