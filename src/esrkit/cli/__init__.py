@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import EsrkitError
-from . import challenge, convert, demo, evaluate, export, models, profile, recommend, report, train, upscale  # noqa: F401  (command registration)
+from . import challenge, convert, demo, evaluate, export, models, profile, quantize, recommend, report, train, upscale  # noqa: F401  (command registration)
 from ._app import app
 
 __all__ = ["app", "main", "render_error"]

@@ -92,7 +92,9 @@ class Upscaler:
         ``backend`` (torch, onnxruntime, openvino) wraps the model in a runner of :mod:`esrkit.infer.backends`,
         which then owns ``precision`` and ``threads``; None runs the module itself, as before. The name
         ``esrkit_x4`` without ``weights`` is esrkit's bundled model (:mod:`esrkit.bundled`). ``scale`` None takes
-        the checkpoint's own scale (4 for a zoo name), read from the one load this method does anyway."""
+        the checkpoint's own scale (4 for a zoo name), read from the one load this method does anyway. A ``weights``
+        file written by ``esrkit quantize`` (OpenVINO ``.xml``, ONNX ``.onnx``) runs in its own runtime, int8
+        (:func:`esrkit.quantize.runtime.load_quantized`)."""
         from ..bundled import BUNDLED_MODEL, require_bundled_weights
         from ..models import create_model, get_config, reparameterize
 
@@ -101,6 +103,11 @@ class Upscaler:
         if name == BUNDLED_MODEL and weights is None:
             name, weights = None, require_bundled_weights()
         if weights is not None:
+            from ..quantize.runtime import is_quantized_path, load_quantized
+
+            if is_quantized_path(weights):  # an int8 model written by ``esrkit quantize``: its file is the network
+                runner, scale, rest = load_quantized(weights, name=name, scale=scale, backend=backend, kwargs=kwargs)
+                return cls(runner, scale, **rest)  # type: ignore[arg-type]
             from ..checkpoints import load_checkpoint
 
             model = load_checkpoint(weights, scale=scale)  # the scale only settles layouts that do not fix it
