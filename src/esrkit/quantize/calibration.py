@@ -66,11 +66,12 @@ def find_images(dirs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def split_holdout(files: Sequence[Path], holdout: int) -> tuple[list[Path], list[Path]]:
-    """(calibration files, held-out files): every k-th file is held out, at most ``holdout`` of them, and none when
-    fewer than five images are given (then the check runs on the calibration images themselves)."""
+    """(calibration files, held-out files): every fifth file is held out (spread over the set when there are many),
+    at most ``holdout`` of them; none when fewer than five images are given (then the check runs on the
+    calibration images themselves)."""
     if holdout <= 0 or len(files) < 5:
         return list(files), []
-    step = max(len(files) // holdout, 2)
+    step = max(len(files) // holdout, 5)
     held = list(files[step - 1::step])[:holdout]
     return [f for f in files if f not in held], held
 

@@ -72,6 +72,7 @@ class Recipe:
     keep_sensitive_fp32: bool = True  # pixel-in, pixel-shuffle head, residual-sum readers, long-skip tail
     preset: str = "performance"  # symmetric activations; MIXED measured no better
     fast_bias_correction: bool = True
+    channel_alignment: bool = False  # NNCF's cross-layer range alignment of conv pairs
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,7 +109,8 @@ def _quantize(nncf: Any, model: Any, patches: Sequence[np.ndarray], scope: Any, 
             warnings.simplefilter("ignore")
             return nncf.quantize(model, nncf.Dataset(list(patches)), preset=preset, subset_size=len(patches),
                                  fast_bias_correction=recipe.fast_bias_correction, ignored_scope=scope,
-                                 advanced_parameters=AdvancedQuantizationParameters(overflow_fix=overflow))
+                                 advanced_parameters=AdvancedQuantizationParameters(
+                                     overflow_fix=overflow, disable_channel_alignment=not recipe.channel_alignment))
     finally:
         logger.setLevel(level)
 
