@@ -5,7 +5,7 @@
     python benchmarks/inference.py --psnr                # also Set5 ×4 Y-PSNR change of the non-exact backends
     python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 360x640 --psnr   # issue 11's comparison
     python benchmarks/inference.py --input noise         # uniform-noise input instead of the sample photograph
-    python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 540x960 --int8 --psnr   # issue 21's table
+    python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 540x960 --only f32 --int8 --psnr  # int8
 
 "Eager" is what the authors' test scripts do: the released checkpoint as loaded (train form where it was released
 in train form), NCHW float32, ``model(x)`` under no autograd. Each esrkit backend runs the deploy form
@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--psnr", action="store_true", help="Set5 ×4 Y-PSNR change of the non-exact backends")
     parser.add_argument("--set5", type=Path, default=SHARED / "data" / "benchmarks" / "Set5")
     parser.add_argument("--json", type=Path, help="also write every row here")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="time only the backends whose label has one of these words (e.g. openvino)")
     parser.add_argument("--int8", action="store_true", help="also time int8 models written by esrkit quantize")
     parser.add_argument("--calib", type=Path, default=SHARED / "data" / "train" / "bsds500_train",
                         help="calibration photos for --int8")
@@ -145,7 +147,7 @@ def main() -> None:
     warmup, repeats, trials = (2, 3, 1) if args.quick else (3, 10, 3)
     sizes = [parse_size(s) for s in args.sizes]
     torch.set_num_threads(args.threads)
-    chosen = combos(args.compile)
+    chosen = [c for c in combos(args.compile) if not args.only or any(w in c[0] for w in args.only)]
     cpu = torch.cpu.get_capabilities().get("cpu_name", "?") if hasattr(torch.cpu, "get_capabilities") else "?"
     print(f"# {cpu}, {args.threads} threads, torch {torch.__version__}; warm-up {warmup}, median of "
           f"{repeats}×{trials}; eager = released checkpoint as loaded, NCHW fp32; input: {args.input}")

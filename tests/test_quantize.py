@@ -163,3 +163,14 @@ def test_exported_fp32_onnx_is_not_a_quantized_model(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--weights", str(onnx_file), "--data", "Set5"]) == 2
     assert "not a model written by esrkit quantize" in capsys.readouterr().err
+
+
+def test_recommend_measures_an_int8_candidate_once_against_the_floor(quantized_ov, tmp_path):
+    out = tmp_path / "rec.json"
+    data = shared_path("data", "benchmarks", "Set5")
+    assert main(["recommend", "--weights", str(quantized_ov), "--min-psnr", "30", "--data", str(data),
+                 "--input", "32x32", "--repeats", "1", "--warmup", "1", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    rows = doc["measurements"]
+    assert [(r["backend"], r["precision"]) for r in rows] == [("openvino", "int8")]
+    assert rows[0]["psnr_y"] > 30 and rows[0]["median_ms"] > 0

@@ -41,11 +41,12 @@ class CalibrationSet:
     size: int
     scale: int
     check_size: int
+    used: int  # photos the patches were cut from
 
     def describe(self) -> dict[str, object]:
         """What the quantized model's metadata records about its calibration."""
         folders = sorted({str(f.parent) for f in self.files})
-        return {"folders": folders, "images": len(self.files) - len(self.holdout), "patches": len(self.patches),
+        return {"folders": folders, "images": self.used, "patches": len(self.patches),
                 "patch_size": self.size, "holdout_images": [name for name, _, _ in self.holdout]}
 
 
@@ -81,10 +82,11 @@ def load_calibration(dirs: Sequence[str | os.PathLike[str]], scale: int, *, coun
                      seed: int = 0) -> CalibrationSet:
     """Read the folders' images and build ``count`` LR patches (see the module docstring) plus held-out pairs.
 
-    Every file must decode: a corrupt one is an :class:`InputError` naming it (a calibration set silently missing
-    images would calibrate on something else than the user asked for). An image whose LR is smaller than ``size``
-    gives one patch of its whole LR instead. Held-out pairs are centre crops of at most ``check_size`` LR pixels
-    (the check stays fast on large photos).
+    With more photos than ``count``, a seeded sample of ``count`` photos gives one patch each (the others are not
+    read). Every photo read must decode: a corrupt one is an :class:`InputError` naming it (a calibration set
+    silently missing images would calibrate on something else than the user asked for). An image whose LR is
+    smaller than ``size`` gives one patch of its whole LR instead. Held-out pairs are centre crops of at most
+    ``check_size`` LR pixels (the check stays fast on large photos).
     """
     if count < 1:
         raise InputError(f"must be >= 1, got {count}", param="calib_count")
@@ -93,6 +95,8 @@ def load_calibration(dirs: Sequence[str | os.PathLike[str]], scale: int, *, coun
     files = find_images(dirs)
     calib_files, held_files = split_holdout(files, holdout)
     rng = random.Random(seed)
+    if len(calib_files) > count:  # one patch per photo then: read only the photos that give one
+        calib_files = sorted(rng.sample(calib_files, count))
     lrs = [_lr_of(f, scale)[0] for f in calib_files]
     per_image = max(1, -(-count // len(lrs)))
     patches: list[np.ndarray] = []
@@ -105,7 +109,7 @@ def load_calibration(dirs: Sequence[str | os.PathLike[str]], scale: int, *, coun
             patches.append(np.ascontiguousarray(patch))
     rng.shuffle(patches)
     held = [(f.name, *lr_hr_pair(f, scale, check_size)) for f in held_files]
-    return CalibrationSet(patches[:count], held, files, size, scale, check_size)
+    return CalibrationSet(patches[:count], held, files, size, scale, check_size, len(calib_files))
 
 
 def lr_hr_pair(path: Path, scale: int, check_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -136,22 +136,26 @@ def load_quantized(path: str | os.PathLike[str], *, name: str | None, scale: int
     """The ``Upscaler.from_name(weights=FILE)`` hook for a quantized file: (runner, scale, Upscaler kwargs).
 
     The file decides the runtime and precision: ``backend`` must be None, the file's own runtime or ``torch`` (the
-    default of ``esrkit upscale``, which cannot run the file itself), not the other runtime; ``precision``
-    fp32 (the default; an int8 model is not cast) and ``device`` the CPU. ``name`` and ``scale`` are checked
-    against the recorded config, like for a checkpoint."""
+    default of ``esrkit upscale``, which cannot run the file itself), not the other runtime (a
+    :class:`~esrkit.infer.backends.BackendError`, which ``recommend`` reports as unavailable); ``precision`` fp32
+    (the default: the Upscaler hands the runner float32) or int8, and ``device`` the CPU. ``name`` and ``scale``
+    are checked against the recorded config, like for a checkpoint."""
+    from ..infer.backends import BackendError, PrecisionNotSupportedError
+
     meta = read_metadata(path)
     config = config_of(meta)
     own = backend_of(path)
     if backend is not None and str(backend).strip().lower() not in (own, "torch"):
-        raise InputError(f"{path} is quantized for {own}, not {backend}", param="backend")
+        raise BackendError(f"{path} is quantized for {own}, not {backend}", param="backend")
     if name is not None and name != config.name:
         raise InputError(f"{path} holds a {config.name!r} model, not {name!r}", param="weights")
     if scale is not None and scale != config.scale:
         raise InputError(f"{path} is a ×{config.scale} model, not ×{scale}", param="weights")
     rest = dict(kwargs)
     precision = str(rest.pop("precision", "fp32")).strip().lower()
-    if precision != "fp32":
-        raise InputError(f"{path} is an int8 model; --precision {precision} does not apply to it", param="precision")
+    if precision not in ("fp32", "int8"):
+        raise PrecisionNotSupportedError(f"{path} is an int8 model; --precision {precision} does not apply to it",
+                                         param="precision")
     device = str(rest.get("device") or "cpu")
     if device not in ("cpu", "auto"):
         raise InputError(f"{path} runs on the CPU ({own}); use --device cpu", param="device")
