@@ -106,6 +106,23 @@ def test_runs_int8_and_refuses_what_does_not_apply(quantized_ov):
     assert torch.is_tensor(up.upscale_tensor(torch.rand(1, 3, 16, 16)))
 
 
+def test_fp32_rule_reads_the_same_convolutions_in_both_runtimes_graphs(tmp_path):
+    """OpenVINO splits a conv's bias into an Add (through a ShapeOf-driven reshape) and renames the conv; the rule
+    must still see the same residual sums, so both graphs keep the same convolutions."""
+    import onnx
+    import openvino as ov
+
+    from esrkit.infer import Upscaler
+    from esrkit.infer.backends import export_onnx
+    from esrkit.quantize.graph import fp32_convolutions, onnx_nodes, openvino_nodes
+
+    path = export_onnx(Upscaler.from_name("esrkit_x4").model, tmp_path / "m.onnx", deploy=False, verify=False)
+    from_onnx = fp32_convolutions(onnx_nodes(onnx.load(str(path))))
+    from_ov = fp32_convolutions(openvino_nodes(ov.Core().read_model(str(path))))
+    assert len(from_onnx) == 11
+    assert [n.removesuffix("/WithoutBiases") for n in from_ov] == from_onnx
+
+
 @pytest.mark.slow
 def test_onnxruntime_and_openvino_int8_agree(quantized_ov, tmp_path):
     """The same recipe and calibration for ONNX Runtime (QDQ) scores the same Set5 PSNR as for OpenVINO."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import EsrkitError, InputError
 from ..fileio import check_output_path, staged_dir
 from .calibration import DEFAULT_COUNT, DEFAULT_PATCH, CalibrationSet, load_calibration
 from .recipe import (
@@ -33,7 +33,7 @@ from .recipe import (
     save_onnx,
     save_openvino,
 )
-from .runtime import FORMAT_VERSION, SUFFIXES, is_quantized_path, make_int8_runner
+from .runtime import FORMAT_VERSION, ONNX_KEY, SUFFIXES, is_quantized_path, make_int8_runner
 
 METHODS = ("ptq", "qat")
 OUT_SUFFIX = {backend: suffix for suffix, backend in SUFFIXES.items()}  # openvino → .xml, onnxruntime → .onnx
@@ -133,7 +133,13 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
         tmp = Path(tmp_name)
         onnx_path = export_onnx(fp32.model, tmp / "fp32.onnx", deploy=False)
         quantize = quantize_openvino if backend == "openvino" else quantize_onnx
-        quantized, kept = quantize(onnx_path, calibration.patches, recipe)
+        try:
+            quantized, kept = quantize(onnx_path, calibration.patches, recipe)
+        except EsrkitError:
+            raise
+        except Exception as exc:  # NNCF raises its own and the runtimes' types for a graph it cannot handle
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise InputError(f"NNCF cannot quantize {config.name} for {backend}: {first}", param="weights") from exc
         metadata: dict[str, Any] = {
             "format": FORMAT_VERSION, "config": config.to_dict(), "backend": backend, "method": method,
             "precision": "int8", "source": {"label": label, "file": source.name, "sha256": file_sha256(source)},
@@ -145,8 +151,12 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
         save(quantized, draft, json.dumps(metadata, sort_keys=True))
         int8 = Upscaler(make_int8_runner(draft, metadata, threads=threads), fp32.scale)
         metadata["psnr_check"] = check_psnr(fp32, int8, pairs, fp32.scale)
-        if backend == "onnxruntime":
-            del quantized.metadata_props[:]  # the draft's entry; the final one carries the check
+        if backend == "onnxruntime":  # drop the draft's entry; the final one carries the check
+            keep = [(p.key, p.value) for p in quantized.metadata_props if p.key != ONNX_KEY]
+            del quantized.metadata_props[:]
+            for key, value in keep:
+                entry = quantized.metadata_props.add()
+                entry.key, entry.value = key, value
         with staged_dir(out.parent) as staging:
             save(quantized, staging / out.name, json.dumps(metadata, sort_keys=True))
     return QuantizeResult(out, metadata)
