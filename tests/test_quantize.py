@@ -8,6 +8,7 @@ quantize-and-evaluate test stays well under half a minute on two cores.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
 
@@ -19,9 +20,9 @@ from esrkit.cli import main
 from esrkit.data.io import write_image
 from esrkit.errors import InputError
 
-pytest.importorskip("nncf")
-pytest.importorskip("openvino")
-pytest.importorskip("onnxruntime")
+# checked without importing them (NNCF alone takes seconds to import)
+pytestmark = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("nncf", "openvino", "onnxruntime")),
+                                reason="needs nncf, openvino and onnxruntime (pip install 'esrkit[quantize]')")
 
 ESRKIT_X4_SET5_Y = 31.20  # README: the bundled model's Set5 ×4 Y-PSNR in fp32
 
@@ -191,3 +192,10 @@ def test_recommend_measures_an_int8_candidate_once_against_the_floor(quantized_o
     rows = doc["measurements"]
     assert [(r["backend"], r["precision"]) for r in rows] == [("openvino", "int8")]
     assert rows[0]["psnr_y"] > 30 and rows[0]["median_ms"] > 0
+
+
+def test_profile_refuses_an_int8_file_in_one_line(tmp_path, capsys):
+    (tmp_path / "m.xml").write_text("<net/>")
+    assert main(["profile", "--weights", str(tmp_path / "m.xml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "recommend" in err
