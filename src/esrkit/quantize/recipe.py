@@ -28,14 +28,16 @@ bits (half the range), which makes the pair fit: ``DISABLE`` (8-bit weights) is 
 weights would be safe; the recipe keeps 7 bits so one file runs correctly on every x86 CPU.)
 
 The remaining ~1 dB is concentrated in a few layers. Quantizing one convolution at a time (all else fp32), the
-Set5 change is at most −0.03 dB for the 3×3 convolutions inside the blocks and ESA's convs, but −0.16 dB for the
+Set5 change is at most −0.04 dB for the 3×3 convolutions inside the blocks and ESA's convs, but −0.16 dB for the
 first convolution, −0.07 to −0.32 dB for each block's 1×1 ``c5`` (which reads the residual sum ``out + x``),
 −0.17 dB for ``conv_2`` (the long-skip tail) and −0.20 dB for the pixel-shuffle head. Those are what
 :func:`esrkit.quantize.graph.fp32_convolutions` keeps in fp32 (a structural rule, so it carries to other SR
-graphs). With them the recipe measures −0.15 / −0.11 dB on RLFN-NTIRE (Set5 31.95, Set14 28.49) and −0.16 / −0.07
-dB on esrkit_x4; the options that did not help are in :data:`MEASURED`. PTQ alone therefore stops short of a
-0.1 dB budget on Set5 for these two models: the remaining loss is spread thinly over the int8 3×3 convolutions
-(7-bit weights), which is what quantization-aware fine-tuning, not implemented here yet, would address.
+graphs). With them ``esrkit quantize`` measures −0.15 / −0.10 dB on RLFN-NTIRE (Set5 31.95, Set14 28.49) and
+−0.17 / −0.07 dB on esrkit_x4 (31.03 / 27.95) through OpenVINO, within 0.03 dB of that through ONNX Runtime, and
+OpenVINO int8 runs 1.55× (RLFN-NTIRE) and 1.40× (esrkit_x4) the speed of OpenVINO f32 at 960×540 LR on two Zen 3
+cores (``benchmarks/int8_speed.py``). The options that did not help are in :data:`MEASURED`. PTQ alone therefore
+stops short of a 0.1 dB budget on Set5 for these two models: the remaining loss is spread thinly over the int8 3×3
+convolutions (7-bit weights), which is what quantization-aware fine-tuning, not implemented here yet, would address.
 """
 
 from __future__ import annotations
