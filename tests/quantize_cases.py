@@ -202,3 +202,11 @@ def test_profile_refuses_an_int8_file_in_one_line(tmp_path, capsys):
     assert main(["profile", "--weights", str(tmp_path / "m.xml")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "recommend" in err
+
+
+def test_upscale_cli_takes_the_int8_file(quantized_ov, tmp_path):
+    from esrkit.data.io import read_image
+
+    src = write_image(tmp_path / "in" / "a.png", np.random.default_rng(1).integers(0, 256, (20, 30, 3), np.uint8))
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out.png"), "--weights", str(quantized_ov)]) == 0
+    assert read_image(tmp_path / "out.png").shape == (80, 120, 3)
