@@ -6,6 +6,7 @@
     python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 360x640 --psnr   # issue 11's comparison
     python benchmarks/inference.py --input noise         # uniform-noise input instead of the sample photograph
     python benchmarks/inference.py --e2e-only            # only the end-to-end esrkit upscale table
+    python benchmarks/inference.py --models rlfn_ntire esrkit_x4 --sizes 540x960 --only f32 --int8 --psnr  # int8
 
 The last table (``benchmarks/end_to_end.py``) times whole ``esrkit upscale`` commands: one 960×540 photograph
 and a folder of 8, the default backend (``auto``) against ``--backend torch``, first call (empty cache) and
@@ -29,6 +30,10 @@ Columns: median milliseconds per forward, speed-up over eager, and the largest a
 eager on the same input. "exact" means ≤ 1e-4 (issue 10's bound for an fp32-exact backend). With ``--psnr`` the
 non-exact backends are also scored on Set5 ×4 (Y-PSNR, the papers' protocol, through the same ``Upscaler`` path as
 ``esrkit evaluate``) against the fp32 figure; the "best overall" line only counts a backend within 0.02 dB.
+
+``--int8`` adds the int8 models ``esrkit quantize`` writes (OpenVINO IR and ONNX Runtime QDQ, calibrated on
+``--calib``, by default 60 patches from ../shared's BSDS500 training photos) as two more rows, and prints each one's
+speed over its runtime's fp32 row ("int8 vs f32"); with ``--psnr`` their Set5 and Set14 Y-PSNR change too.
 
 Models are the shared official checkpoints (``../shared/weights/official/``); one whose family is not registered
 in this checkout, or whose file is missing, is skipped with a message. Sizes are LR H×W, grown to a model's size
@@ -136,6 +141,11 @@ def main() -> None:
     parser.add_argument("--psnr", action="store_true", help="Set5 ×4 Y-PSNR change of the non-exact backends")
     parser.add_argument("--set5", type=Path, default=SHARED / "data" / "benchmarks" / "Set5")
     parser.add_argument("--json", type=Path, help="also write every row here")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="time only the backends whose label has one of these words (e.g. openvino)")
+    parser.add_argument("--int8", action="store_true", help="also time int8 models written by esrkit quantize")
+    parser.add_argument("--calib", type=Path, default=SHARED / "data" / "train" / "bsds500_train",
+                        help="calibration photos for --int8")
     parser.add_argument("--input", choices=["photo", "noise"], default="photo",
                         help="the sample photograph resized to each size (default), or uniform noise")
     parser.add_argument("--e2e-reps", type=int, default=3,
@@ -148,7 +158,7 @@ def main() -> None:
     warmup, repeats, trials = (2, 3, 1) if args.quick else (3, 10, 3)
     sizes = [parse_hxw(s) for s in args.sizes]
     torch.set_num_threads(args.threads)
-    chosen = combos(args.compile)
+    chosen = [c for c in combos(args.compile) if not args.only or any(w in c[0] for w in args.only)]
     cpu = torch.cpu.get_capabilities().get("cpu_name", "?") if hasattr(torch.cpu, "get_capabilities") else "?"
     print(f"# {cpu}, {args.threads} threads, torch {torch.__version__}; warm-up {warmup}, median of "
           f"{repeats}×{trials}; eager = released checkpoint as loaded, NCHW fp32; input: {args.input}")
@@ -198,6 +208,8 @@ def main() -> None:
                     print(f"skip {label} for {name}: {exc}", file=sys.stderr)
                     continue
                 runners.append((label, backend, precision, options, runner))
+            if args.int8:
+                runners += int8_runners(path, Path(tmp), args.calib, args.threads)
         for size in sizes:
             h, w = fit(size, caps)
             x = make_input(args.input, h, w)
@@ -226,7 +238,10 @@ def main() -> None:
                              "median_ms": ms, "speedup": base / ms, "max_abs_diff": diff, "exact": exact})
         if args.psnr and args.set5.is_dir():
             fp32 = set5_psnr(path, args.set5)
-            for label, backend, precision, options, _ in runners:
+            for label, backend, precision, options, runner in runners:
+                if precision == "int8":
+                    print_int8_psnr(name, label, path, runner, args.set5, rows)
+                    continue
                 if any(r["model"] == name and r.get("label") == label and not r["exact"] for r in rows):
                     delta = set5_psnr(path, args.set5, backend, precision, args.threads, **options) - fp32
                     for r in rows:
@@ -254,12 +269,63 @@ def main() -> None:
             parts.append(f"best overall ({scope}) {best['label']} {best['speedup']:.2f}×{note}")
         print(f"{name} {size[0]}x{size[1]}: " + "; ".join(parts))
     print_head_to_head(rows, args.psnr)
+    print_int8_ratios(rows)
     e2e = end_to_end(args.e2e_reps) if args.e2e_reps > 0 else []
     if args.json is not None:
         from esrkit.fileio import write_json_atomic
 
         write_json_atomic(args.json, {"threads": args.threads, "warmup": warmup, "repeats": repeats,
                                       "trials": trials, "rows": rows, "end_to_end": e2e})
+
+
+def int8_runners(weights: Path, tmp: Path, calib: Path, threads: int) -> list[tuple[str, str, str, dict[str, Any],
+                                                                                 torch.nn.Module]]:
+    """The int8 rows: ``esrkit quantize``'s OpenVINO and ONNX Runtime models of ``weights``, as runners."""
+    from esrkit.quantize import make_int8_runner, quantize_model
+
+    out = []
+    for backend, suffix in (("openvino", ".xml"), ("onnxruntime", ".onnx")):
+        if not bk.backend_installed(backend):
+            continue
+        try:
+            result = quantize_model(weights=weights, calib=[calib], out=tmp / f"int8_{weights.stem}{suffix}",
+                                    backend=backend, threads=threads)
+        except EsrkitError as exc:
+            print(f"skip {backend} int8 for {weights.name}: {exc}", file=sys.stderr)
+            continue
+        runner = make_int8_runner(result.path, result.metadata, threads=threads)
+        out.append((f"{backend} int8", backend, "int8", {"file": str(result.path)}, runner))
+    return out
+
+
+def print_int8_psnr(name: str, label: str, weights: Path, runner: torch.nn.Module, set5: Path,
+                    rows: list[dict[str, Any]]) -> None:
+    """Set5 and Set14 Y-PSNR of an int8 row against the fp32 model, through the Upscaler path of evaluate."""
+    from esrkit.evaluate import evaluate_model
+
+    benches = [set5, set5.parent / "Set14"]
+    benches = [b for b in benches if b.is_dir()]
+    fp32 = [r.psnr_y for r in evaluate_model(Upscaler.from_name(weights=weights), benches, 4)]
+    int8 = [r.psnr_y for r in evaluate_model(Upscaler(runner, 4), benches, 4)]
+    for r in rows:
+        if r["model"] == name and r.get("label") == label:
+            r["set5_delta_db"] = int8[0] - fp32[0]
+            r["psnr_y"] = {b.name: {"fp32": a, "int8": q} for b, a, q in zip(benches, fp32, int8, strict=True)}
+    text = "; ".join(f"{b.name} {a:.3f} → {q:.3f} ({q - a:+.3f} dB)"
+                     for b, a, q in zip(benches, fp32, int8, strict=True))
+    print(f"{name:11s} {label}: Y-PSNR {text}", flush=True)
+
+
+def print_int8_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each int8 row's speed over the fp32 row of the same runtime, model and size (same run)."""
+    pairs = [(r, f) for r in rows if r["precision"] == "int8" for f in rows
+             if f["model"] == r["model"] and f["size"] == r["size"] and f["backend"] == r["backend"]
+             and f["precision"] == "fp32"]
+    if pairs:
+        print("\nint8 vs f32 (same runtime, this run)")
+    for r, f in pairs:
+        print(f"  {r['model']:11s} {r['size'][0]}x{r['size'][1]:<5d} {r['label']:18s} {r['median_ms']:9.1f} ms vs "
+              f"{f['median_ms']:9.1f} ms: {f['median_ms'] / r['median_ms']:.2f}×")
 
 
 def print_head_to_head(rows: list[dict[str, Any]], psnr: bool) -> None:

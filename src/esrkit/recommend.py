@@ -237,7 +237,8 @@ def recommend(
         fp32[label] = base = _mean_psnr_y(reference, datasets, scale, data_root, crop_multiple)
         x = _timing_input(reference.capabilities, input_size)
         del reference
-        for backend, precision in combos:
+        own = _quantized_combo(cand.weights)  # an int8 file from esrkit quantize runs only as what it is
+        for backend, precision in combos if own is None else [own]:
             row = Measurement(label, backend, precision)
             measurements.append(row)
             step(f"{label} {backend} {precision}")
@@ -270,6 +271,14 @@ def recommend(
         "trials": trials, "metric": "psnr_y",
     }  # fmt: skip
     return Recommendation(measurements, fp32, front, best, settings)
+
+
+def _quantized_combo(weights: Path | None) -> tuple[str, str] | None:
+    """(runtime, "int8") for a model file written by ``esrkit quantize``, else None: such a candidate is measured
+    once, in its own runtime, against the same ``min_psnr`` floor as every fp32/bf16 combination."""
+    from .quantize.runtime import backend_of, is_quantized_path
+
+    return (backend_of(weights), "int8") if weights is not None and is_quantized_path(weights) else None
 
 
 @contextlib.contextmanager

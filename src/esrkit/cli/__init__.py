@@ -11,7 +11,21 @@ import sys
 
 from ..errors import EsrkitError
 from ..interrupts import exit_code, handle_termination, interrupt_line
-from . import challenge, convert, demo, evaluate, export, models, profile, pull, recommend, report, train, upscale  # noqa: F401  (command registration)
+from . import (  # noqa: F401  (command registration)
+    challenge,
+    convert,
+    demo,
+    evaluate,
+    export,
+    models,
+    profile,
+    pull,
+    quantize,
+    recommend,
+    report,
+    train,
+    upscale,
+)
 from ._app import app
 
 __all__ = ["app", "main", "render_error"]

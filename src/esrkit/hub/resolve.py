@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .progress import Reporter
 
 __all__ = ["Pulled", "check_choice", "create_model", "known_names", "load_model", "load_released", "pull",
-           "weights_summary"]
+           "released_path", "weights_summary"]
 
 
 def known_names() -> list[str]:
@@ -88,17 +88,14 @@ def check_choice(name: str | None, scale: int | None = 4, weights: str | os.Path
         raise _no_weights_error(name, scale)
 
 
-def load_released(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> nn.Module:
-    """The model ``name`` at ``scale`` with its released weights (fetched on first use), in the form of the file
-    it resolved to. Raises :class:`WeightsError` when nothing is released at that scale or it cannot be had.
+def released_path(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> Path:
+    """The verified file of ``name``'s released weights at ``scale`` in the cache (fetched on first use). Raises
+    :class:`WeightsError` when nothing is released at that scale or it cannot be had.
 
     Both forms of a model compute the same function, so a cached file of either form is used before anything is
     fetched (a file registered with ``pull --from`` works offline), and when the preferred form cannot be fetched
     (a mirror holding only the other one) the other form is tried; the first failure is the one reported.
     """
-    from ..checkpoints import load_checkpoint
-    from ..models.registry import get_config
-
     ranked = sorted(catalogue.entries_for(name, scale), key=lambda e: e.form != prefer)
     if not ranked:
         raise _no_weights_error(name, scale)
@@ -112,6 +109,16 @@ def load_released(name: str, scale: int = 4, *, prefer: str = "deploy", reporter
             first_error = first_error or exc
     if path is None:
         raise first_error or _no_weights_error(name, scale)
+    return path
+
+
+def load_released(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> nn.Module:
+    """The model ``name`` at ``scale`` with its released weights (:func:`released_path`), in the form of the file
+    it resolved to."""
+    from ..checkpoints import load_checkpoint
+    from ..models.registry import get_config
+
+    path = released_path(name, scale, prefer=prefer, reporter=reporter)
     model = load_checkpoint(path, scale=scale)
     config = get_config(model)
     if config is None or (config.name, config.scale) != (name, scale):

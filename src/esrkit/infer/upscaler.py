@@ -98,9 +98,18 @@ class Upscaler:
         :mod:`esrkit.infer.backends`, which then owns ``precision`` and ``threads``; ``auto`` (the default) is the
         fastest fp32-exact one for the device, its export and compiled model cached on disk
         (:mod:`esrkit.infer.backends.auto`); None runs the module itself (what export and reference runs need).
-        ``scale`` None takes the checkpoint's own scale (4 for a zoo name)."""
+        ``scale`` None takes the checkpoint's own scale (4 for a zoo name). A ``weights`` file written by ``esrkit
+        quantize`` (OpenVINO ``.xml``, ONNX ``.onnx``) runs in its own runtime, int8
+        (:func:`esrkit.quantize.runtime.load_quantized`)."""
         from ..hub import load_model
         from ..models import get_config, reparameterize
+
+        if weights is not None:
+            from ..quantize.runtime import is_quantized_path, load_quantized
+
+            if is_quantized_path(weights):  # an int8 model written by ``esrkit quantize``: its file is the network
+                runner, scale, rest = load_quantized(weights, name=name, scale=scale, backend=backend, kwargs=kwargs)
+                return cls(runner, scale, **rest)  # type: ignore[arg-type]
 
         model = load_model(name, scale, weights, random_weights=random_weights)
         config = get_config(model)

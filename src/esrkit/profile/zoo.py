@@ -68,6 +68,11 @@ def plan_profile(*, model: str | None, weights: Path | None, all_models: bool, s
     dev = resolve_device(device)
     if weights is not None and not weights.is_file():
         raise InputError(f"no such file: {weights}", param="weights")
+    from ..quantize.runtime import is_quantized_path
+
+    if weights is not None and is_quantized_path(weights):  # counts need the torch module, which an int8 file is not
+        raise InputError(f"{weights}: profile counts a PyTorch checkpoint; time an int8 model with recommend or "
+                         "benchmarks/inference.py --int8", param="weights")
 
     from ..bundled import BUNDLED_MODEL, require_bundled_weights
     from ..models import create_model, list_models
