@@ -305,7 +305,7 @@ def print_int8_psnr(name: str, label: str, weights: Path, runner: torch.nn.Modul
 
     benches = [set5, set5.parent / "Set14"]
     benches = [b for b in benches if b.is_dir()]
-    fp32 = [r.psnr_y for r in evaluate_model(Upscaler.from_name(weights=weights), benches, 4)]
+    fp32 = [r.psnr_y for r in evaluate_model(Upscaler.from_name(weights=weights, backend=None), benches, 4)]
     int8 = [r.psnr_y for r in evaluate_model(Upscaler(runner, 4), benches, 4)]
     for r in rows:
         if r["model"] == name and r.get("label") == label:

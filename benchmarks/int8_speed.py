@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             weights = MODELS[name]()
-            model = Upscaler.from_name(weights=weights).model
+            model = Upscaler.from_name(weights=weights, backend=None).model
             f32 = OpenVINORunner(model, onnx_path=export_onnx(model, Path(tmp) / f"{name}.onnx", deploy=False),
                                  threads=args.threads, static_after=1)
             path = Path(given[name]) if name in given else quantize_model(

@@ -11,6 +11,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,17 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     loopback server, with a weights cache of their own: ``test_weights_hub``)."""
     monkeypatch.setenv("ESRKIT_OFFLINE", "1")
     monkeypatch.delenv("ESRKIT_WEIGHTS_MIRROR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _pillow_bound_restored() -> Iterator[None]:
+    """Pillow's ``MAX_IMAGE_PIXELS`` is process-wide and esrkit only ever raises it (``data.io``: a "no limit" run
+    sets it to None): each test starts from the bound the one before it found, not from what that one left."""
+    from PIL import Image
+
+    from esrkit.data.io import reset_max_pixels
+
+    bound = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = bound
+    reset_max_pixels()

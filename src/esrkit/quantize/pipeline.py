@@ -114,7 +114,7 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
         raise InputError(f"{out}: a model for {backend} is written as {OUT_SUFFIX[backend]}", param="out")
     check_output_path(out, param="out")
     source, label = source_weights(model, weights)
-    fp32 = Upscaler.from_name(None, scale=None, weights=source)
+    fp32 = Upscaler.from_name(None, scale=None, weights=source, backend=None)  # the module: it is exported
     config = getattr(fp32.model, "esrkit_config", None)
     if config is None:
         raise InputError(f"{source}: not an esrkit model", param="weights")
