@@ -37,6 +37,7 @@ from PIL import Image
 from ..errors import InputError
 from ..fileio import atomic_path
 from .image_meta import EXIF_PREFIX, SourceImage
+from .io import PNG_COMPRESS_LEVEL
 
 __all__ = ["check_output", "encode_png16", "save_image"]
 
@@ -86,6 +87,8 @@ def save_image(path: str | os.PathLike[str], frames: list[np.ndarray], source: S
     frames = [_for_format(f, fmt) for f in frames]
     images = [Image.fromarray(f[..., 0] if f.shape[2] == 1 else f, _MODES[f.shape[2]]) for f in frames]
     params: dict[str, Any] = {} if quality is None or fmt == "PNG" else {"quality": int(quality)}
+    if fmt == "PNG":
+        params["compress_level"] = PNG_COMPRESS_LEVEL  # as write_image: level 6 took 2.4 s of a 4 s 4K upscale
     icc = _matching_icc(source.icc_profile, frames[0].shape[2])
     if icc is not None:
         params["icc_profile"] = icc
@@ -168,7 +171,7 @@ def encode_png16(fh: Any, image: np.ndarray, *, icc_profile: bytes | None = None
         chunk(b"eXIf", exif)
     stride = 2 * channels  # bytes per pixel: the Paeth filter's "left" neighbour
     band = band or max(1, (4 << 20) // (width * stride))
-    compressor = zlib.compressobj(6)
+    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL)
     above = np.zeros(width * stride, np.int16)
     for top in range(0, height, band):
         rows = image[top:top + band].astype(">u2").view(np.uint8).reshape(-1, width * stride).astype(np.int16)
