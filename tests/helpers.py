@@ -104,3 +104,15 @@ def load_in_child(path: Path) -> tuple[str, float]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return result["outcome"], result["peak_mb"]
+
+
+def run_cases_in_own_process(cases: str) -> None:
+    """Run ``tests/<cases>`` in a pytest process of its own and fail with its output's tail unless every case
+    passed (OpenVINO's and ONNX Runtime's thread pools stay out of the long suite's process)."""
+    here = Path(__file__).resolve().parent
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / cases)]
+    proc = subprocess.run(cmd, cwd=here.parent, capture_output=True, text=True, timeout=1200, check=False,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(here), str(here.parent / "src")])})
+    tail = proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, tail
+    assert " passed" in proc.stdout and " failed" not in proc.stdout, tail

@@ -7,18 +7,8 @@ ordinary failed test with the child's output.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
+from helpers import run_cases_in_own_process
 
 
 def test_quantize_cases_pass_in_their_own_process() -> None:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "quantize_cases.py")]
-    proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True, timeout=1200, check=False,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent / "src")])})
-    tail = proc.stdout[-6000:] + proc.stderr[-2000:]
-    assert proc.returncode == 0, tail
-    assert " passed" in proc.stdout and " failed" not in proc.stdout, tail
+    run_cases_in_own_process("quantize_cases.py")

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageReadError
-from .io import decode_image, max_pixels
+from .io import GREY16_MODES, decode_image, grey16_array, max_pixels
 
 __all__ = ["ORIENTATION_TAG", "SourceImage", "orient", "read_source", "reset_orientation"]
 
@@ -226,11 +226,8 @@ def _widen(frame: np.ndarray, channels: int) -> np.ndarray:
 def _frame_array(img: Image.Image) -> np.ndarray:
     """The current frame as H×W×C (grey, RGB or RGBA; uint16 for 16-bit grey)."""
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        grey = np.asarray(img)
-        if mode == "I":  # 32-bit ints, as Pillow loads some 16-bit PNG/TIFF
-            grey = np.clip(grey, 0, 65535)
-        return grey.astype(np.uint16)[:, :, None]
+    if mode in GREY16_MODES:
+        return grey16_array(img)[:, :, None]
     keyed = "transparency" in img.info  # a palette's alpha, or a colour key (tRNS) of an L or RGB image
     if mode in ("1", "L") and not keyed:
         return np.asarray(img.convert("L"), dtype=np.uint8)[:, :, None]

@@ -213,15 +213,22 @@ def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+GREY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def grey16_array(img: Image.Image) -> np.ndarray:
+    """A 16-bit grey Pillow image (a mode of :data:`GREY16_MODES`) as H×W uint16."""
+    grey = np.asarray(img)
+    if img.mode == "I":  # 32-bit ints, as Pillow loads some 16-bit PNG/TIFF
+        grey = np.clip(grey, 0, 65535)
+    return grey.astype(np.uint16)
+
+
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
     """Pillow image → H×W×3 uint8, or uint16 for 16-bit grayscale (kept precise for the float path)."""
+    if img.mode in GREY16_MODES:
+        return np.repeat(grey16_array(img)[:, :, None], 3, axis=2)
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        gray = np.asarray(img)
-        if mode == "I":  # 32-bit ints, as Pillow loads some 16-bit PNG/TIFF
-            gray = np.clip(gray, 0, 65535)
-        gray = gray.astype(np.uint16)
-        return np.repeat(gray[:, :, None], 3, axis=2)
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode != "RGB":
