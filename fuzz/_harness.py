@@ -27,6 +27,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import atheris
 
@@ -122,3 +123,16 @@ def main(test_one_input: Callable[[bytes], None], seeds: Callable[[], Mapping[st
         argv.append(f"-max_len={max_len}")
     atheris.Setup(argv, _contract(test_one_input))
     atheris.Fuzz()
+
+
+def save_seed(out: dict[str, bytes], name: str, img: Any, fmt: str, **params: object) -> None:
+    """Encode the Pillow image ``img`` as ``fmt`` into ``out[name]``; skipped when this Pillow build cannot write
+    that format (a seed corpus holds what the build can make)."""
+    import io
+
+    buf = io.BytesIO()
+    try:
+        img.save(buf, format=fmt, **params)
+    except (OSError, KeyError, ValueError):
+        return
+    out[name] = buf.getvalue()

@@ -9,8 +9,6 @@ an :class:`~esrkit.errors.EsrkitError`.
 
 from __future__ import annotations
 
-import io
-
 import _harness
 import atheris
 import numpy as np
@@ -39,12 +37,7 @@ def seeds() -> dict[str, bytes]:
     out: dict[str, bytes] = {}
 
     def save(name: str, img: Image.Image, fmt: str, **kw: object) -> None:
-        buf = io.BytesIO()
-        try:
-            img.save(buf, format=fmt, **kw)
-        except (OSError, KeyError, ValueError):  # a format this Pillow build cannot write
-            return
-        out[name] = buf.getvalue()
+        _harness.save_seed(out, name, img, fmt, **kw)
 
     for fmt in ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "PPM", "TGA", "PCX", "ICO", "SGI", "DDS", "QOI"):
         save(fmt.lower(), rgb, fmt)

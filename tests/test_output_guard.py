@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -36,7 +35,7 @@ from esrkit.errors import InputError, OutputError
 from esrkit.fileio import atomic_path, write_text_atomic
 from esrkit.models import create_model
 from esrkit.output_guard import STALE_AFTER_S, remove_stale_parts, temp_prefix
-from helpers import REPO
+from helpers import REPO, write_noise_clip
 
 RNG = np.random.default_rng(181)
 
@@ -242,18 +241,7 @@ def test_the_next_run_into_a_folder_removes_a_killed_runs_part_file(tmp_path: Pa
 
 
 def _clip(path: Path, frames: int) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=24)
-        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(RNG.integers(0, 256, (64, 96, 3), dtype=np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode(None):
-            container.mux(packet)
-    return path
+    return write_noise_clip(path, frames, 96, 64, RNG)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])

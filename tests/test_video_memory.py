@@ -11,31 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 import esrkit.data.encoder_memory as encoder_memory
 from esrkit.data.encoder_memory import ENCODER_BUDGET_BYTES, bounded_options, frame_cost
 from esrkit.data.video import upscale_video
-from helpers import REPO
+from helpers import REPO, write_noise_clip
 
 RNG = np.random.default_rng(6)
 
 
 def _clip(path: Path, frames: int, width: int, height: int) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(RNG.integers(0, 256, (height, width, 3), dtype=np.uint8),
-                                               format="rgb24")
-            frame.pts = i
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    return write_noise_clip(path, frames, width, height, RNG, options={"preset": "ultrafast"})
 
 
 def _x264_settings(path: Path) -> dict[str, str]:
