@@ -41,7 +41,7 @@ def train_command(
         plan = smoke_recipe(plan)
     console = Console(stderr=True)
     trainer = Trainer(plan, data, out, val=val or [], data_root=data_root, device=device, resume=resume,
-                      hooks=_progress_bar(console) if sys.stderr.isatty() else None, stop_after=stop_after)
+                      hooks=train_progress(console), stop_after=stop_after)
     if trainer.rank == 0:
         console.print(f"training {plan.model} ×{plan.scale} with {plan.name}: {len(plan.stages)} stage(s), "
                       f"{plan.total_iters:,} iterations, {trainer.world} process(es) on {trainer.device}, "
@@ -59,6 +59,30 @@ def train_command(
         val_text = ", ".join(f"{k.removeprefix('psnr_y_')} {v:.2f} dB" for k, v in result.final_val.items())
         typer.echo(f"{result.deploy_weights} ({result.iterations:,} iterations, {result.wall_s:.0f} s"
                    + (f"; Y-PSNR {val_text}" if val_text else "") + ")")
+
+
+def train_progress(console: Any) -> Any:
+    """The progress of a training run on stderr: a bar on a terminal; piped, a line when a stage starts and at every
+    tenth of it (``esrkit train`` and ``esrkit quantize --method qat``)."""
+    return _progress_bar(console) if sys.stderr.isatty() else _progress_lines()
+
+
+def _progress_lines() -> Any:
+    from ..train.hooks import TrainHooks
+
+    class Lines(TrainHooks):
+        def stage_started(self, stage: Any, done: int) -> None:
+            self.name, self.total, self.every = stage.name, stage.iters, max(1, stage.iters // 10)
+            print(f"{self.name}: {done}/{self.total} iterations", file=sys.stderr, flush=True)
+
+        def step_done(self, step: int, loss: float, lr: float) -> None:
+            if step % self.every == 0 or step == self.total:
+                print(f"{self.name}: {step}/{self.total} iterations, loss {loss:.4g}", file=sys.stderr, flush=True)
+
+        def validated(self, scores: dict[str, float]) -> None:
+            print(", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()), file=sys.stderr, flush=True)
+
+    return Lines()
 
 
 def _progress_bar(console: Any) -> Any:

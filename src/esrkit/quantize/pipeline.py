@@ -91,11 +91,14 @@ def check_psnr(fp32: Callable[[np.ndarray], np.ndarray], int8: Callable[[np.ndar
 def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] | None = None,
                    calib: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], method: str = "ptq",
                    backend: str = "openvino", calib_count: int = DEFAULT_COUNT, calib_size: int = DEFAULT_PATCH,
-                   recipe: Recipe = DEFAULT_RECIPE, threads: int | None = None) -> QuantizeResult:
+                   recipe: Recipe = DEFAULT_RECIPE, threads: int | None = None, qat_iters: int | None = None,
+                   train_hooks: Any = None) -> QuantizeResult:
     """Quantize the fp32 model to int8 for ``backend`` and write it to ``out`` (see the module docstring).
 
     ``out`` must end in ``.xml`` for OpenVINO (the ``.bin`` is written beside it) and ``.onnx`` for ONNX Runtime.
-    ``method`` is ``ptq``; ``qat`` (quantization-aware fine-tuning) is not implemented in this esrkit and refused.
+    ``method`` ``ptq`` quantizes the weights as they are; ``qat`` first fine-tunes them with the int8 rounding
+    simulated (:mod:`esrkit.quantize.qat`, ``qat_iters`` steps, the recipe's by default; ``train_hooks`` receive
+    its progress), then quantizes the result the same way.
     """
     from ..infer import Upscaler
     from ..infer.backends import export_onnx
@@ -104,9 +107,6 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
     backend = str(backend).strip().lower()
     if method not in METHODS:
         raise InputError(f"expected ptq or qat, got {method!r}", param="method")
-    if method == "qat":
-        raise InputError("qat (quantization-aware fine-tuning) is not available in this esrkit; use ptq",
-                         param="method")
     if backend not in QUANTIZE_BACKENDS:
         raise InputError(f"expected {' or '.join(QUANTIZE_BACKENDS)}, got {backend!r}", param="backend")
     out = Path(out)
@@ -122,7 +122,14 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
     pairs = calibration.holdout or [(n, lr, hr) for n, lr, hr in _calibration_pairs(calibration)]
     with tempfile.TemporaryDirectory(prefix="esrkit-quantize-") as tmp_name:
         tmp = Path(tmp_name)
-        onnx_path = export_onnx(fp32.model, tmp / "fp32.onnx", deploy=False)
+        tuned, qat = fp32, None
+        if method == "qat":
+            from .qat import fine_tune
+
+            qat = fine_tune(source, config, calibration.files, {name for name, _, _ in calibration.holdout},
+                            tmp / "qat", iters=qat_iters, hooks=train_hooks)
+            tuned = Upscaler.from_name(None, scale=None, weights=qat.weights, backend=None)
+        onnx_path = export_onnx(tuned.model, tmp / "fp32.onnx", deploy=False)
         quantize = quantize_openvino if backend == "openvino" else quantize_onnx
         try:
             quantized, kept = quantize(onnx_path, calibration.patches, recipe)
@@ -137,6 +144,8 @@ def quantize_model(*, model: str | None = None, weights: str | os.PathLike[str] 
             "calibration": calibration.describe(), "recipe": {**recipe.describe(), "fp32_convolutions": kept},
             "psnr_check": None,
         }
+        if qat is not None:
+            metadata["qat"] = {**qat.describe, "sha256": file_sha256(qat.weights)}
         save = save_openvino if backend == "openvino" else save_onnx
         draft = tmp / f"draft{OUT_SUFFIX[backend]}"
         save(quantized, draft, json.dumps(metadata, sort_keys=True))

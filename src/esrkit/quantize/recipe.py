@@ -109,6 +109,7 @@ class Recipe:
     keep_sensitive_fp32: bool = True  # pixel-in, pixel-shuffle head, residual-sum readers, long-skip tail
     preset: str = "performance"  # symmetric activations; MIXED measured no better
     fast_bias_correction: bool = True
+    bias_correction: bool = True  # False: NNCF's disable_bias_correction (measured for QAT-tuned weights)
     channel_alignment: bool = False  # NNCF's cross-layer range alignment of conv pairs
 
     def describe(self) -> dict[str, Any]:
@@ -147,7 +148,8 @@ def _quantize(nncf: Any, model: Any, patches: Sequence[np.ndarray], scope: Any, 
             return nncf.quantize(model, nncf.Dataset(list(patches)), preset=preset, subset_size=len(patches),
                                  fast_bias_correction=recipe.fast_bias_correction, ignored_scope=scope,
                                  advanced_parameters=AdvancedQuantizationParameters(
-                                     overflow_fix=overflow, disable_channel_alignment=not recipe.channel_alignment))
+                                     overflow_fix=overflow, disable_channel_alignment=not recipe.channel_alignment,
+                                     disable_bias_correction=not recipe.bias_correction))
     finally:
         logger.setLevel(level)
 

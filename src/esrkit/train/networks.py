@@ -1,5 +1,5 @@
 """The networks a run trains with: the seeded student, the ``init`` checkpoint it may start from, the teacher of a
-distillation recipe, and a pruning round between stages.
+distillation recipe, a pruning round between stages, and the fake-quantized form a ``quantize: true`` stage trains.
 
 Each is built before the run folder exists (the trainer's constructor), so that a missing or mismatched file is an
 :class:`~esrkit.errors.InputError` that costs nothing; the teacher is built once per run and shared by the stages.
@@ -16,7 +16,9 @@ from torch import nn
 from ..errors import InputError
 from .recipe import Recipe, Teacher
 
-__all__ = ["build_teacher", "load_init", "prune_round", "seeded_student", "to_layout"]
+__all__ = ["build_teacher", "load_init", "prune_round", "quantization_aware", "seeded_student", "to_layout"]
+
+CALIBRATION_SAMPLES = 64  # crops the activation ranges of a quantize stage are measured on (PTQ uses 60 patches)
 
 
 def to_layout(model: nn.Module, recipe: Recipe) -> nn.Module:
@@ -80,3 +82,33 @@ def prune_round(model: nn.Module, ratio: float, recipe: Recipe, device: torch.de
     model = prune_filters(model, ratio)
     after = sum(p.numel() for p in model.parameters())
     return to_layout(model.to(device), recipe), before, after
+
+
+def quantization_aware(model: nn.Module, recipe: Recipe, device: torch.device, dataset: Any = None,
+                       degrade: Any = None) -> nn.Module:
+    """The deploy form of ``model`` with the convolutions the int8 model will run fake-quantized
+    (:mod:`esrkit.quantize.fake_quant`): what a ``quantize: true`` stage trains.
+
+    The activation ranges are measured on the first :data:`CALIBRATION_SAMPLES` crops of the stage's epoch 0
+    (the same crops on every rank, so every rank simulates the same rounding), their LR made by the recipe's
+    degradation. Without ``dataset`` (resuming) they are left for the checkpoint's state dict to fill.
+    """
+    from ..models import reparameterize
+    from ..quantize.fake_quant import calibrate, prepare_qat
+    from .datasets import to_float
+
+    model = to_layout(prepare_qat(reparameterize(model)).to(device), recipe).train()
+    if dataset is None:
+        return model
+    dataset.set_epoch(0)
+    items = [dataset[i] for i in range(min(CALIBRATION_SAMPLES, dataset.samples_per_epoch))]
+    batches = []
+    for start in range(0, len(items), 8):
+        group = items[start:start + 8]
+        if isinstance(group[0], tuple):  # (lr, hr) pairs of a pre-made degradation
+            batches.append(to_float(torch.stack([g[0] for g in group]), device, recipe.channels_last))
+        else:
+            with torch.no_grad():
+                batches.append(degrade(to_float(torch.stack(group), device, recipe.channels_last)))
+    calibrate(model, batches)
+    return model

@@ -46,6 +46,9 @@ class Stage:
     # A pruning round before this stage trains: remove this share of the filters of every coupled channel group
     # (L2 norm; DIPNet prunes 0.05 per round and fine-tunes between rounds), see esrkit.compress.prune.
     prune: float | None = None
+    # Quantization-aware fine-tuning: train the deploy form with the int8 model's rounding simulated in the
+    # convolutions it quantizes (esrkit.quantize.fake_quant); the stage's weights come out as plain fp32.
+    quantize: bool = False
 
 
 @dataclass
@@ -257,7 +260,7 @@ _RECIPE_TYPES = {"model": "text", "scale": "an integer", "name": "text", "hparam
                  "init": "text", "notes": "a mapping"}
 _STAGE_TYPES = {"iters": "an integer", "patch": "an integer", "batch": "an integer", "loss": "a mapping",
                 "optimizer": "a mapping", "name": "text", "scheduler": "a mapping", "grad_clip": "a number",
-                "prune": "a number"}
+                "prune": "a number", "quantize": "true or false"}
 _TEACHER_TYPES = {"weights": "text", "model": "text", "output_weight": "a number", "feature_weight": "a number",
                   "feature_pairs": "a list"}
 
@@ -335,19 +338,23 @@ def _validate(recipe: Recipe, source: str) -> None:
             raise InputError(f"{where}: loss must map loss names to weights, e.g. {{l1: 1.0}}", param="recipe")
         if not isinstance(stage.optimizer, dict) or "name" not in stage.optimizer:
             raise InputError(f"{where}: optimizer needs a name (adam, adamw, adan)", param="recipe")
-        _check_stage_builders(stage, where)
+        _check_stage_builders(stage, where, distill=recipe.teacher is not None)
         if stage.prune is not None and not 0.0 < float(stage.prune) < 1.0:
             raise InputError(f"{where}: prune is the share of filters removed, in (0, 1), not {stage.prune}",
+                             param="recipe")
+        if stage.quantize and stage.prune:
+            raise InputError(f"{where}: a quantize stage cannot also prune (prune in the stage before it)",
                              param="recipe")
         stage.name = stage.name or f"stage{i + 1}"
 
 
-def _check_stage_builders(stage: Stage, where: str) -> None:
+def _check_stage_builders(stage: Stage, where: str, distill: bool = False) -> None:
     """Build the stage's loss, optimizer and schedule (on a stand-in parameter): their builders' own checks (names,
     keys, value types and ranges, a warm-up shorter than the stage) then refuse a bad value of any stage when the
     recipe is loaded, not when that stage starts after the ones before it have trained (and ``smoke`` can rely on
     them: a ``warmup_iters`` of ``2adan`` reached its ``int()``, found by fuzz/). The random number streams are
-    left as they were: a loss may initialise modules (the contrastive feature extractor)."""
+    left as they were: a loss may initialise modules (the contrastive feature extractor). With a teacher the
+    distillation term is part of every stage's loss, so a stage may weigh everything else 0 (``int8_qat``)."""
     import torch
 
     from .losses import build_loss
@@ -355,7 +362,10 @@ def _check_stage_builders(stage: Stage, where: str) -> None:
 
     try:
         with torch.random.fork_rng(devices=[]):
-            build_loss(stage.loss)
+            if distill:
+                build_loss({**stage.loss, "distill": 1.0}, {"distill": torch.nn.L1Loss()})
+            else:
+                build_loss(stage.loss)
         optimizer = build_optimizer([torch.zeros(1, requires_grad=True)], stage.optimizer)
         if stage.scheduler:
             build_scheduler(optimizer, stage.scheduler, stage.iters)

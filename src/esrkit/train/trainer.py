@@ -40,9 +40,10 @@ from torch.utils.data import DataLoader
 from ..errors import EsrkitError, InputError
 from ..fileio import write_json_atomic
 from ..models.registry import get_config
+from ..quantize.fake_quant import strip_qat
 from . import state
 from .hooks import TrainHooks
-from .networks import build_teacher, load_init, prune_round, seeded_student, to_layout
+from .networks import build_teacher, load_init, prune_round, quantization_aware, seeded_student, to_layout
 from .recipe import Recipe, Stage
 from .runlog import RunLog
 from .sampler import EpochSampler
@@ -223,6 +224,8 @@ class Trainer:
         model = self._model(loaded.get("config") if loaded else None)
         pos = Position(**loaded["position"]) if loaded else Position()
         if loaded:
+            if pos.stage < len(self.recipe.stages) and self.recipe.stages[pos.stage].quantize:
+                model = quantization_aware(model, self.recipe, self.device)  # ranges: the checkpoint's
             model.load_state_dict(loaded["model"])
         degrade = build_degradation(self.recipe.degradation, self.recipe.scale)
         self.log.rows = list(loaded.get("history", [])) if loaded else []
@@ -234,7 +237,12 @@ class Trainer:
                     pos = Position(stage=stage_index, global_step=pos.global_step)
                     if stage.prune:
                         model = self._prune(model, float(stage.prune))
+                    if stage.quantize:
+                        model = quantization_aware(model, self.recipe, self.device,
+                                                   self._datasets[(stage.patch, stage.batch)], degrade)
                 self._run_stage(model, stage, pos, resume_stage, degrade)
+                if stage.quantize:
+                    model = strip_qat(model)  # plain convolutions holding the fine-tuned weights
                 loaded = None
                 pos = Position(stage=stage_index + 1, global_step=pos.global_step)
         except _Stopped:
