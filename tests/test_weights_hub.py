@@ -28,7 +28,7 @@ import torch
 from esrkit.cli import main
 from esrkit.hub import catalogue
 from esrkit.hub.cache import cache_dir
-from helpers import REPO, SHARED, shared_path
+from helpers import REPO, SHARED, shared_path, weights_mirror_folder
 
 DIPNET_PSNR_Y = {"Set5": 31.81, "Set14": 28.44}  # NTIRE 2023 report / DIPNet paper, ×4, border 4
 
@@ -212,12 +212,7 @@ def test_evaluate_dipnet_by_name_through_the_mirror_reproduces_the_published_psn
 @pytest.mark.shared
 def test_folder_mirror_works_offline_and_pull_reports_what_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "mirror"
-    for record in _shared_catalogue():
-        if record["in_shared"]:
-            target = folder / record["url"].removeprefix(catalogue.GITHUB + "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shared_path("weights", "official", record["in_shared"]), target)
+    folder = weights_mirror_folder(tmp_path / "mirror")
     monkeypatch.setenv("ESRKIT_WEIGHTS_MIRROR", str(folder))  # ESRKIT_OFFLINE=1 stays: a folder is no network
     assert main(["pull", "pan", "--scale", "4", "rlfn_ntire"]) == 0
     out = capsys.readouterr().out
