@@ -7,6 +7,7 @@ settles a model has a record, with a ``kind`` saying which rule applied:
 
 * ``file``: a checkpoint the user gave (``--weights``): its path, size and sha256, hashed when it is loaded, and
   ``released_as`` (label and URL) when those bytes are a released file of the catalogue;
+* ``quantized``: an int8 file of ``esrkit quantize`` (likewise; an OpenVINO ``.xml`` with its ``.bin`` of weights);
 * ``bundled``: esrkit's own ``esrkit_x4`` (or the file ``$ESRKIT_BUNDLED_WEIGHTS`` puts in its place), likewise;
 * ``released``: a zoo name's released file: the catalogue's label, URL, sha256, size, licence and repository, and
   the cached copy it was loaded from (its sha256 was checked against the catalogue's when it was used);
@@ -25,7 +26,8 @@ from typing import Any
 from .cache import sha256_file
 from .catalogue import WeightsEntry, entries
 
-__all__ = ["bundled_record", "file_record", "no_parameters_record", "random_record", "released_record"]
+__all__ = ["bundled_record", "file_record", "no_parameters_record", "quantized_record", "random_record",
+           "released_record"]
 
 
 def file_record(path: str | os.PathLike[str], kind: str = "file") -> dict[str, Any]:
@@ -36,6 +38,16 @@ def file_record(path: str | os.PathLike[str], kind: str = "file") -> dict[str, A
     released = next((e for e in entries() if e.sha256 == digest), None)
     if released is not None:
         record["released_as"] = {"label": released.label, "url": released.url}
+    return record
+
+
+def quantized_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """An int8 model written by ``esrkit quantize``: the file given, and for OpenVINO's ``.xml`` (the graph) the
+    ``.bin`` beside it, which holds the weights and is what differs between two quantizations of one model."""
+    record = file_record(path, "quantized")
+    weights = Path(path).with_suffix(".bin")
+    if Path(path).suffix.lower() == ".xml" and weights.is_file():
+        record["bin"] = file_record(weights, "quantized")
     return record
 
 

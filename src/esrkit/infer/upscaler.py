@@ -104,7 +104,7 @@ class Upscaler:
         quantize`` (OpenVINO ``.xml``, ONNX ``.onnx``) runs in its own runtime, int8
         (:func:`esrkit.quantize.runtime.load_quantized`). ``weights_provenance`` records which weights it loaded."""
         from ..hub import load_model_with_provenance
-        from ..hub.provenance import file_record
+        from ..hub.provenance import quantized_record
         from ..models import get_config, reparameterize
 
         if weights is not None:
@@ -113,7 +113,7 @@ class Upscaler:
             if is_quantized_path(weights):  # an int8 model written by ``esrkit quantize``: its file is the network
                 runner, scale, rest = load_quantized(weights, name=name, scale=scale, backend=backend, kwargs=kwargs)
                 quantized = cls(runner, scale, **rest)  # type: ignore[arg-type]
-                quantized.weights_provenance = file_record(weights)
+                quantized.weights_provenance = quantized_record(weights)
                 return quantized
 
         model, provenance = load_model_with_provenance(name, scale, weights, random_weights=random_weights)
