@@ -39,6 +39,21 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def weights_mirror_folder(folder: Path) -> Path:
+    """``folder`` made a weights mirror (``ESRKIT_WEIGHTS_MIRROR=folder``) holding the shared released files under
+    their catalogue URL paths (``OWNER/REPO/raw/COMMIT/PATH``; the shared catalogue's ``in_shared`` names them).
+    A folder is no network: it serves under ``ESRKIT_OFFLINE=1`` too. Skips without the shared weights."""
+    from esrkit.hub import catalogue
+
+    records = json.loads(shared_path("weights", "catalogue.json").read_text())["weights"]
+    for record in records:
+        if record["in_shared"]:
+            target = folder / record["url"].removeprefix(catalogue.GITHUB + "/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(shared_path("weights", "official", record["in_shared"]).read_bytes())
+    return folder
+
+
 def randomize_weights(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1, *,
                       unit_gains: Sequence[str] = (), batchnorm: bool = False) -> nn.Module:
     """Overwrite every parameter of ``model`` with seeded noise, so that no re-parameterization branch or bias is a

@@ -62,6 +62,12 @@ def quantized_ov(tmp_path_factory):
 def test_int8_openvino_keeps_set5_psnr(quantized_ov, tmp_path):
     psnr = _evaluate_set5(tmp_path, quantized_ov)
     assert abs(psnr - ESRKIT_X4_SET5_Y) < 0.2
+    # --json names the int8 files that ran: the graph and the weights beside it, by sha256
+    record = json.loads((tmp_path / f"{quantized_ov.stem}.json").read_text())["weights_provenance"]
+    assert record["kind"] == "quantized" and record["path"] == str(quantized_ov.resolve())
+    assert record["sha256"] == hashlib.sha256(quantized_ov.read_bytes()).hexdigest()
+    weights = quantized_ov.with_suffix(".bin")
+    assert record["bin"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 def test_metadata_records_source_calibration_and_check(quantized_ov):

@@ -81,3 +81,72 @@ def test_save_dir_gets_sr_images(tmp_path, monkeypatch):
                  "--save-dir", str(tmp_path / "sr")]) == 0
     saved = list((tmp_path / "sr").rglob("*.png"))
     assert [p.relative_to(tmp_path / "sr").as_posix() for p in saved] == ["d/a.png"]
+
+
+# ------------------------------------------------------------------ which weights a result came from (--json)
+
+
+def _provenance(tmp_path, *args):
+    """``weights_provenance`` of an evaluate run on one small image (torch backend: nothing exported)."""
+    if not (tmp_path / "d").exists():
+        write_image(tmp_path / "d" / "a.png", RNG.integers(0, 256, (24, 24, 3), dtype=np.uint8))
+    out = tmp_path / "r.json"
+    assert main(["evaluate", *args, "--data", str(tmp_path / "d"), "--json", str(out), "--device", "cpu",
+                 "--backend", "torch"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_json_records_the_checkpoint_file_and_its_sha256(tmp_path):
+    import hashlib
+
+    import torch
+
+    from esrkit.models import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "mine.pth"
+    torch.save(create_model("rfdn").state_dict(), weights)
+    doc = _provenance(tmp_path, "--weights", str(weights))
+    assert doc["weights"] == str(weights)  # the existing key keeps its meaning: the path as given
+    assert doc["weights_provenance"] == {"kind": "file", "path": str(weights.resolve()),
+                                         "bytes": weights.stat().st_size,
+                                         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+
+
+def test_json_names_the_bundled_file_however_it_was_asked_for(tmp_path, monkeypatch):
+    import hashlib
+
+    from esrkit.bundled import ENV_VAR, packaged_weights_path
+
+    packaged = packaged_weights_path()
+    if not packaged.is_file():
+        pytest.skip("this checkout has no bundled esrkit_x4 weights")
+    digest = hashlib.sha256(packaged.read_bytes()).hexdigest()
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    for args in (["--model", "esrkit_x4"], []):  # by name, and as the default model
+        record = _provenance(tmp_path, *args)["weights_provenance"]
+        assert record["kind"] == "bundled" and record["name"] == "esrkit_x4" and record["from"] == "package"
+        assert record["sha256"] == digest and record["path"] == str(packaged.resolve())
+    other = tmp_path / "site_default.safetensors"
+    other.write_bytes(packaged.read_bytes())
+    monkeypatch.setenv(ENV_VAR, str(other))
+    record = _provenance(tmp_path, "--model", "esrkit_x4")["weights_provenance"]
+    assert (record["kind"], record["from"], record["path"]) == ("bundled", "ESRKIT_BUNDLED_WEIGHTS",
+                                                               str(other.resolve()))
+
+
+def test_json_says_when_weights_are_random_or_absent(tmp_path):
+    record = _provenance(tmp_path, "--model", "mdrn", "--random-weights")["weights_provenance"]
+    assert record == {"kind": "random", "model": "mdrn", "scale": 4, "random_weights": True}
+    record = _provenance(tmp_path, "--model", "bicubic")["weights_provenance"]
+    assert record == {"kind": "none", "model": "bicubic", "scale": 4}
+
+
+def test_json_recognises_a_released_file_given_as_weights(tmp_path):
+    from esrkit.hub import catalogue
+
+    weights = shared_path("weights", "official", "rlfn_ntire2022_x4.pth")
+    (entry,) = catalogue.entries_for("rlfn_ntire", 4)
+    record = _provenance(tmp_path, "--weights", str(weights))["weights_provenance"]
+    assert record["kind"] == "file" and record["sha256"] == entry.sha256
+    assert record["released_as"] == {"label": "rlfn_ntire ×4 (train)", "url": entry.url}

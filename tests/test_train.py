@@ -20,7 +20,7 @@ from esrkit.data.io import write_image
 from esrkit.errors import InputError
 from esrkit.train.recipe import available_recipes, load_recipe, smoke
 from esrkit.train.trainer import CHECKPOINT, Trainer
-from helpers import SHARED, shared_path
+from helpers import SHARED, shared_path, weights_mirror_folder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,9 +92,10 @@ def test_every_shipped_recipe_runs_in_smoke_mode(name: str, data: tuple[Path, Pa
     overrides = []
     shipped = load_recipe(name)
     teacher = SHARED / "weights" / "official" / "rlfn_ntire2022_x4.pth"  # the one teacher the recipes use
-    if shipped.teacher:
+    if shipped.teacher:  # without ../shared (and offline), a random teacher of the same architecture, asked for
         overrides = [f"teacher.weights={teacher}"] if teacher.is_file() else ["teacher.weights=null",
-                                                                              "teacher.model=rlfn_ntire"]
+                                                                              "teacher.model=rlfn_ntire",
+                                                                              "teacher.random_weights=true"]
     if shipped.init:  # esrkit_x4 starts from the teacher; without ../shared, from random weights
         assert Path(shipped.init).name == teacher.name
         overrides.append(f"init={teacher}" if teacher.is_file() else "init=null")
@@ -217,6 +218,9 @@ def test_a_teacher_key_that_is_a_number_is_named_in_the_error(data: tuple[Path, 
     ("{model: rlfn, output_weight: -1}", "weight_out must be a finite number >= 0"),
     ("{model: rlfn, feature_pairs: [[block_1]]}", "feature_pairs holds [student, teacher] module-name pairs"),
     ("{model: no_such_model}", "unknown model 'no_such_model'"),
+    ("{model: mdrn}", "teacher.model: mdrn ×4: no released weights are known for it; give teacher.weights"),
+    ("{model: rlfn, random_weights: yes please}", "teacher: random_weights must be true or false"),
+    ("{weights: MISSING.pth, random_weights: true}", "give weights or random_weights (for model), not both"),
     ("{weights: MISSING.pth}", "teacher: no such file"),
     ("[rlfn]", "teacher must be a mapping"),
 ])
@@ -248,7 +252,8 @@ def test_the_teacher_is_built_once_and_progress_goes_through_hooks(tiny_recipe: 
         built.append(name)
         return real(name, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("esrkit.models.create_model", counting)
+    monkeypatch.setattr("esrkit.models.create_model", counting)  # the student's way
+    monkeypatch.setattr("esrkit.models.registry.create_model", counting)  # the resolver's (hub.create_model)
     events: list[tuple[str, int]] = []
 
     class Hooks(TrainHooks):
@@ -261,14 +266,57 @@ def test_the_teacher_is_built_once_and_progress_goes_through_hooks(tiny_recipe: 
         def stage_ended(self) -> None:
             events.append(("end", 0))
 
-    recipe = load_recipe(tiny_recipe, ["teacher.model=rlfn", "teacher.feature_weight=0.1",
-                                       "teacher.feature_pairs=[[conv_1, conv_1]]"])
+    recipe = load_recipe(tiny_recipe, ["teacher.model=rlfn", "teacher.random_weights=true",
+                                       "teacher.feature_weight=0.1", "teacher.feature_pairs=[[conv_1, conv_1]]"])
     trainer = Trainer(recipe, [data[0]], tmp_path / "run", device="cpu", hooks=Hooks())
     assert built.count("rlfn") == 1  # the teacher, at construction
     trainer.run()
     assert built.count("rlfn") == 2  # and the student; no teacher per stage
     assert events == [("start", 0), *[("step", i) for i in range(1, 5)], ("end", 0),
                       ("start", 0), *[("step", i) for i in range(1, 4)], ("end", 0)]
+
+
+def test_a_named_teacher_runs_exactly_its_released_weights(tiny_recipe: Path, data: tuple[Path, Path],
+                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``teacher: {model: rlfn_ntire}`` is the released RLFN-NTIRE ×4, fetched through the resolver (here from a
+    folder mirror of the shared files, into an empty cache) and in train form: every tensor equals the file's."""
+    from esrkit.checkpoints import load_checkpoint
+    from esrkit.models import get_config
+
+    monkeypatch.setenv("ESRKIT_WEIGHTS_MIRROR", str(weights_mirror_folder(tmp_path / "mirror")))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    recipe = load_recipe(tiny_recipe, ["teacher.model=rlfn_ntire", "teacher.feature_weight=0.1",
+                                       "teacher.feature_pairs=[[block_1, block_1]]"])
+    teacher = Trainer(recipe, [data[0]], tmp_path / "run", device="cpu").teacher
+    assert teacher is not None and (get_config(teacher).name, get_config(teacher).form) == ("rlfn_ntire", "train")
+    released = load_checkpoint(shared_path("weights", "official", "rlfn_ntire2022_x4.pth")).state_dict()
+    mine = teacher.state_dict()
+    assert mine.keys() == released.keys()
+    for key, value in released.items():
+        assert torch.equal(mine[key], value), key
+    assert [p.name.startswith("rlfn_ntire_x4_train-") for p in (tmp_path / "cache" / "esrkit" / "weights").iterdir()
+            ] == [True]
+
+
+def test_a_teacher_name_without_weights_at_the_recipe_scale_is_refused_when_loaded(tiny_recipe: Path) -> None:
+    """RLFN is released at ×2 and ×4: a ×3 recipe naming it as teacher fails in load_recipe, before any run, with
+    the two ways out; asking for random weights is the explicit one for tests and timing."""
+    with pytest.raises(InputError, match=r"teacher\.model: rlfn ×3: released weights exist for ×2, ×4 only; give "
+                                         r"teacher\.weights .* random_weights: true"):
+        load_recipe(tiny_recipe, ["scale=3", "teacher.model=rlfn"])
+    assert load_recipe(tiny_recipe, ["teacher.model=mdrn", "teacher.random_weights=true"]).teacher.random_weights
+
+
+def test_a_named_teacher_offline_with_an_empty_cache_is_one_line_and_no_run_folder(
+        tiny_recipe: Path, data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # ESRKIT_OFFLINE=1: conftest
+    code = main(["train", str(tiny_recipe), "--data", str(data[0]), "--out", str(tmp_path / "run"), "--device", "cpu",
+                 "--set", "teacher.model=rlfn_ntire"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "teacher.model: rlfn_ntire ×4 (train) weights are not cached and ESRKIT_OFFLINE" in err, err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache" / "esrkit" / "weights").exists()
 
 
 @pytest.mark.shared

@@ -28,7 +28,7 @@ import torch
 from esrkit.cli import main
 from esrkit.hub import catalogue
 from esrkit.hub.cache import cache_dir
-from helpers import REPO, SHARED, shared_path
+from helpers import REPO, SHARED, shared_path, weights_mirror_folder
 
 DIPNET_PSNR_Y = {"Set5": 31.81, "Set14": 28.44}  # NTIRE 2023 report / DIPNet paper, ×4, border 4
 
@@ -190,13 +190,20 @@ def test_evaluate_dipnet_by_name_through_the_mirror_reproduces_the_published_psn
     data = str(shared_path("data", "benchmarks", dataset))
     out = tmp_path / "r.json"
     assert main(["evaluate", "--model", "dipnet", "--data", data, "--json", str(out), "--device", "cpu"]) == 0
-    row = json.loads(out.read_text())["results"][0]
+    doc = json.loads(out.read_text())
+    row = doc["results"][0]
     assert row["psnr_y"] == pytest.approx(DIPNET_PSNR_Y[dataset], abs=0.01)
     err = capsys.readouterr().err
     assert err.count("downloading dipnet ×4 (deploy)") == 1 and mirror.url in err
     assert err.count("licence MIT, as stated by the repository xiumu00/DIPNet") == 1
     (entry,) = catalogue.entries_for("dipnet")
     assert [p.name for p in _cached_files()] == [entry.cache_name]
+    # the JSON says which file ran: the catalogue's record, and the cached copy, whose bytes are the shared file's
+    record = doc["weights_provenance"]
+    assert (record["kind"], record["label"], record["url"]) == ("released", "dipnet ×4 (deploy)", entry.url)
+    shared_bytes = shared_path("weights", "official", "dipnet_ntire2023_x4.pth").read_bytes()
+    assert record["sha256"] == hashlib.sha256(shared_bytes).hexdigest() == entry.sha256
+    assert Path(record["path"]).read_bytes() == shared_bytes and record["licence"] == "MIT"
     if dataset == "Set5":  # second use: from the cache, no request, no licence line again
         assert main(["evaluate", "--model", "dipnet", "--data", data, "--device", "cpu"]) == 0
         assert len(mirror.requests) == 1 and "licence" not in capsys.readouterr().err
@@ -205,12 +212,7 @@ def test_evaluate_dipnet_by_name_through_the_mirror_reproduces_the_published_psn
 @pytest.mark.shared
 def test_folder_mirror_works_offline_and_pull_reports_what_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "mirror"
-    for record in _shared_catalogue():
-        if record["in_shared"]:
-            target = folder / record["url"].removeprefix(catalogue.GITHUB + "/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(shared_path("weights", "official", record["in_shared"]), target)
+    folder = weights_mirror_folder(tmp_path / "mirror")
     monkeypatch.setenv("ESRKIT_WEIGHTS_MIRROR", str(folder))  # ESRKIT_OFFLINE=1 stays: a folder is no network
     assert main(["pull", "pan", "--scale", "4", "rlfn_ntire"]) == 0
     out = capsys.readouterr().out

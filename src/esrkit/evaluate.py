@@ -76,5 +76,7 @@ def evaluate_model(upscaler: Upscaler | Callable[[np.ndarray], np.ndarray], data
 
 
 def results_document(model: str, results: Sequence[DatasetResult], **extra: Any) -> dict[str, Any]:
-    """The JSON document ``esrkit evaluate --json`` writes."""
+    """The JSON document ``esrkit evaluate --json`` writes: ``model``, then ``extra`` (the CLI's ``weights``, the
+    path as given, and ``weights_provenance``, the record of :mod:`esrkit.hub.provenance`: which file with which
+    sha256, the released file's catalogue record, or random weights), then one row per dataset."""
     return {"model": model, **extra, "results": [r.summary() for r in results]}

@@ -86,5 +86,6 @@ def evaluate(
     stdout_console().print(table)
     if json_out is not None:
         extra = {"weights": str(weights)} if weights is not None else {}
+        extra["weights_provenance"] = upscaler.weights_provenance  # which file (sha256), released, random…
         write_json_atomic(json_out, results_document(label, results, **extra))
 

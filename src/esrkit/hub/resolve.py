@@ -12,8 +12,9 @@ Rules, in order (:func:`load_model`):
    e.g. from ``esrkit train``), never noise.
 
 :func:`check_choice` runs the same decisions without loading or downloading anything, so a command can refuse a
-bad name before it touches its inputs. :func:`pull` fetches ahead of time; :func:`weights_summary` is what
-``esrkit models`` shows.
+bad name before it touches its inputs. :func:`load_model_with_provenance` also says which weights it loaded
+(:mod:`esrkit.hub.provenance`), for result files. :func:`pull` fetches ahead of time; :func:`weights_summary` is
+what ``esrkit models`` shows.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..bundled import BUNDLED_MODEL, require_bundled_weights
+from ..bundled import BUNDLED_MODEL, bundled_weights_path, require_bundled_weights
+from ..bundled import ENV_VAR as BUNDLED_ENV
 from ..errors import CheckpointError, InputError, WeightsError
 from . import catalogue
 from .cache import cached_file
 from .download import fetch, register_file
+from .provenance import bundled_record, file_record, no_parameters_record, random_record, released_record
 
 if TYPE_CHECKING:
     from torch import nn
 
     from .progress import Reporter
 
-__all__ = ["Pulled", "check_choice", "create_model", "known_names", "load_model", "load_released", "pull",
-           "released_path", "weights_summary"]
+__all__ = ["Pulled", "check_choice", "create_model", "known_names", "load_model", "load_model_with_provenance",
+           "load_released", "pull", "released_file", "released_path", "released_scales_note", "weights_summary"]
 
 
 def known_names() -> list[str]:
@@ -52,12 +55,17 @@ def _info(name: str) -> Any:
     return model_info(name)
 
 
-def _no_weights_error(name: str, scale: int) -> WeightsError:
+def released_scales_note(name: str) -> str:
+    """What is released of ``name``, for a message refusing it at a scale without weights (also the recipe's
+    teacher check, :mod:`esrkit.train.recipe`)."""
     scales = sorted({e.scale for e in catalogue.entries_for(name)})
-    released = (f"released weights exist for ×{', ×'.join(map(str, scales))} only" if scales
-                else "no released weights are known for it")
-    return WeightsError(f"{name} ×{scale}: {released}; give --weights FILE (a checkpoint of it, e.g. from "
-                        f"`esrkit train`), or --random-weights to run it with random weights (tests, timing)")
+    return (f"released weights exist for ×{', ×'.join(map(str, scales))} only" if scales
+            else "no released weights are known for it")
+
+
+def _no_weights_error(name: str, scale: int) -> WeightsError:
+    return WeightsError(f"{name} ×{scale}: {released_scales_note(name)}; give --weights FILE (a checkpoint of it, "
+                        f"e.g. from `esrkit train`), or --random-weights to run it with random weights (tests, timing)")
 
 
 def check_choice(name: str | None, scale: int | None = 4, weights: str | os.PathLike[str] | None = None,
@@ -89,8 +97,14 @@ def check_choice(name: str | None, scale: int | None = 4, weights: str | os.Path
 
 
 def released_path(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> Path:
-    """The verified file of ``name``'s released weights at ``scale`` in the cache (fetched on first use). Raises
-    :class:`WeightsError` when nothing is released at that scale or it cannot be had.
+    """The verified file of ``name``'s released weights at ``scale`` in the cache (:func:`released_file`)."""
+    return released_file(name, scale, prefer=prefer, reporter=reporter)[1]
+
+
+def released_file(name: str, scale: int = 4, *, prefer: str = "deploy",
+                  reporter: Reporter | None = None) -> tuple[catalogue.WeightsEntry, Path]:
+    """The catalogue record and verified cached file of ``name``'s released weights at ``scale`` (fetched on first
+    use). Raises :class:`WeightsError` when nothing is released at that scale or it cannot be had.
 
     Both forms of a model compute the same function, so a cached file of either form is used before anything is
     fetched (a file registered with ``pull --from`` works offline), and when the preferred form cannot be fetched
@@ -99,32 +113,36 @@ def released_path(name: str, scale: int = 4, *, prefer: str = "deploy", reporter
     ranked = sorted(catalogue.entries_for(name, scale), key=lambda e: e.form != prefer)
     if not ranked:
         raise _no_weights_error(name, scale)
-    path = next((p for e in ranked if (p := cached_file(e)) is not None), None)
+    found = next(((e, p) for e in ranked if (p := cached_file(e)) is not None), None)
     first_error: WeightsError | None = None
-    for entry in ranked if path is None else []:
+    for entry in ranked if found is None else []:
         try:
-            path = fetch(entry, reporter)
+            found = entry, fetch(entry, reporter)
             break
         except WeightsError as exc:
             first_error = first_error or exc
-    if path is None:
+    if found is None:
         raise first_error or _no_weights_error(name, scale)
-    return path
+    return found
 
 
 def load_released(name: str, scale: int = 4, *, prefer: str = "deploy", reporter: Reporter | None = None) -> nn.Module:
     """The model ``name`` at ``scale`` with its released weights (:func:`released_path`), in the form of the file
     it resolved to."""
+    return _load_released(name, scale, prefer, reporter)[0]
+
+
+def _load_released(name: str, scale: int, prefer: str, reporter: Reporter | None) -> tuple[nn.Module, dict[str, Any]]:
     from ..checkpoints import load_checkpoint
     from ..models.registry import get_config
 
-    path = released_path(name, scale, prefer=prefer, reporter=reporter)
+    entry, path = released_file(name, scale, prefer=prefer, reporter=reporter)
     model = load_checkpoint(path, scale=scale)
     config = get_config(model)
     if config is None or (config.name, config.scale) != (name, scale):
         got = "an unknown layout" if config is None else f"{config.name} ×{config.scale}"
         raise CheckpointError(f"{path}: a released {name} ×{scale} file loads as {got}")
-    return model
+    return model, released_record(entry, path)
 
 
 def load_model(name: str | None, scale: int | None = 4, weights: str | os.PathLike[str] | None = None, *,
@@ -132,6 +150,14 @@ def load_model(name: str | None, scale: int | None = 4, weights: str | os.PathLi
     """The model a command runs for ``--model name [--scale scale] [--weights weights]`` (rules in the module
     docstring). ``scale`` None takes a checkpoint's own scale (4 for a zoo name). The result carries
     ``esrkit_config`` whenever esrkit built or recognised it."""
+    return load_model_with_provenance(name, scale, weights, random_weights=random_weights, reporter=reporter)[0]
+
+
+def load_model_with_provenance(name: str | None, scale: int | None = 4, weights: str | os.PathLike[str] | None = None,
+                               *, random_weights: bool = False,
+                               reporter: Reporter | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_model`, and the record of the weights it loaded (:mod:`esrkit.hub.provenance`): the file and
+    its sha256, the released file's catalogue record, or that the weights are random (asked for) or absent."""
     from ..checkpoints import load_checkpoint
     from ..models.registry import create_model as build
     from ..models.registry import get_config
@@ -149,12 +175,26 @@ def load_model(name: str | None, scale: int | None = 4, weights: str | os.PathLi
             raise InputError(f"{weights} holds a {config.name!r} model, not {name!r}", param="weights")
         if scale is not None and config is not None and config.scale != scale:
             raise InputError(f"{weights} is a ×{config.scale} model, not ×{scale}", param="weights")
-        return model
+        return model, _file_provenance(weights)
     assert name is not None  # check_choice refused neither
     scale = 4 if scale is None else scale
-    if random_weights or not catalogue.needs_weights(name):
-        return build(name, scale=scale)
-    return load_released(name, scale, reporter=reporter)
+    if not catalogue.needs_weights(name):
+        return build(name, scale=scale), no_parameters_record(name, scale)
+    if random_weights:
+        return build(name, scale=scale), random_record(name, scale)
+    return _load_released(name, scale, "deploy", reporter)
+
+
+def _file_provenance(weights: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's record; the bundled model's file is named as such, however it was asked for (commands turn
+    ``--model esrkit_x4`` into its path before they load, :func:`esrkit.bundled.resolve_model_choice`)."""
+    try:
+        bundled = bundled_weights_path()
+    except InputError:  # $ESRKIT_BUNDLED_WEIGHTS names a missing file: not this one, whatever it is
+        bundled = None
+    if bundled is not None and Path(weights).resolve() == bundled.resolve():
+        return bundled_record(weights, BUNDLED_MODEL, overridden=bool(os.environ.get(BUNDLED_ENV)))
+    return file_record(weights)
 
 
 def create_model(name: str, scale: int = 4, pretrained: bool = False, **hparams: Any) -> nn.Module:

@@ -84,6 +84,8 @@ class Upscaler:
             warnings.warn(f"{self.precision} is not marked safe for this model (its registry capabilities); "
                           "expect lower fidelity than fp32", RuntimeWarning, stacklevel=2)
         self.model = model.eval().to(self.device, self.dtype)
+        # which weights these are (esrkit.hub.provenance), set by from_name; None for a model handed in directly
+        self.weights_provenance: dict[str, object] | None = None
 
     @classmethod
     def from_name(cls, name: str | None = None, scale: int | None = 4, weights: str | Path | None = None,
@@ -100,8 +102,9 @@ class Upscaler:
         (:mod:`esrkit.infer.backends.auto`); None runs the module itself (what export and reference runs need).
         ``scale`` None takes the checkpoint's own scale (4 for a zoo name). A ``weights`` file written by ``esrkit
         quantize`` (OpenVINO ``.xml``, ONNX ``.onnx``) runs in its own runtime, int8
-        (:func:`esrkit.quantize.runtime.load_quantized`)."""
-        from ..hub import load_model
+        (:func:`esrkit.quantize.runtime.load_quantized`). ``weights_provenance`` records which weights it loaded."""
+        from ..hub import load_model_with_provenance
+        from ..hub.provenance import quantized_record
         from ..models import get_config, reparameterize
 
         if weights is not None:
@@ -109,9 +112,11 @@ class Upscaler:
 
             if is_quantized_path(weights):  # an int8 model written by ``esrkit quantize``: its file is the network
                 runner, scale, rest = load_quantized(weights, name=name, scale=scale, backend=backend, kwargs=kwargs)
-                return cls(runner, scale, **rest)  # type: ignore[arg-type]
+                quantized = cls(runner, scale, **rest)  # type: ignore[arg-type]
+                quantized.weights_provenance = quantized_record(weights)
+                return quantized
 
-        model = load_model(name, scale, weights, random_weights=random_weights)
+        model, provenance = load_model_with_provenance(name, scale, weights, random_weights=random_weights)
         config = get_config(model)
         scale = scale if scale is not None else config.scale if config is not None else 4
         if deploy:
@@ -120,7 +125,9 @@ class Upscaler:
             from .backends import runner_for_upscaler
 
             model, kwargs = runner_for_upscaler(model, backend, kwargs)
-        return cls(model, scale, **kwargs)  # type: ignore[arg-type]
+        upscaler = cls(model, scale, **kwargs)  # type: ignore[arg-type]
+        upscaler.weights_provenance = provenance
+        return upscaler
 
     @torch.inference_mode()
     def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:

@@ -57,11 +57,15 @@ def load_init(path: str, recipe: Recipe, device: torch.device) -> nn.Module:
 def build_teacher(teacher: Teacher, scale: int, device: torch.device) -> nn.Module:
     """The teacher network, on ``device`` (frozen by :class:`~esrkit.train.losses.DistillationLoss`).
 
-    Built with the RNG streams left as they were: a zoo-name teacher draws random weights, and the run's own
-    draws (the student's seeded initialisation, the data order) must not depend on whether it has a teacher.
+    ``teacher.model`` runs its released weights through the one resolver (:func:`esrkit.hub.create_model` with
+    ``pretrained``: the train form, whose module names ``feature_pairs`` use; fetched into the cache on first use),
+    random ones only with ``random_weights``. Built with the RNG streams left as they were: building draws initial
+    weights, and the run's own draws (the student's seeded initialisation, the data order) must not depend on
+    whether it has a teacher. A file that cannot be had (offline, nothing cached) is one line naming the teacher.
     """
     from ..checkpoints import load_checkpoint
-    from ..models import create_model
+    from ..errors import WeightsError
+    from ..hub import create_model
 
     with torch.random.fork_rng(devices=[]):
         if teacher.weights:
@@ -69,7 +73,11 @@ def build_teacher(teacher: Teacher, scale: int, device: torch.device) -> nn.Modu
                 raise InputError(f"teacher: no such file: {teacher.weights}", param="recipe")
             model = load_checkpoint(teacher.weights)
         else:
-            model = create_model(str(teacher.model), scale=scale)
+            try:
+                model = create_model(str(teacher.model), scale=scale, pretrained=not teacher.random_weights)
+            except WeightsError as exc:
+                raise WeightsError(f"teacher.model: {exc.message}; or give teacher.weights (a checkpoint)",
+                                   param="recipe") from None
     return model.to(device)
 
 

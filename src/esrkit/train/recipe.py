@@ -61,7 +61,8 @@ class Teacher:
     """
 
     weights: str | None = None  # a checkpoint (the released file, or esrkit safetensors)
-    model: str | None = None  # a zoo name, built with random weights (a stand-in when the checkpoint is absent)
+    model: str | None = None  # a zoo name: its released weights at the recipe's scale, train form (esrkit.hub)
+    random_weights: bool = False  # build ``model`` with random weights instead (tests, timing): only when asked
     output_weight: float = 1.0  # L1 between student and teacher outputs
     feature_weight: float = 0.0  # L2 between adapted student features and teacher features
     feature_pairs: list[list[str]] | None = None  # [[student module, teacher module], ...]
@@ -239,7 +240,7 @@ def load_recipe(name_or_path: str | os.PathLike[str], overrides: list[str] | Non
         if not isinstance(raw, dict):
             raise InputError(f"{source}: stages.{i} must be a mapping", param="recipe")
         stages.append(_build(Stage, raw, f"{source}: stages.{i}"))
-    teacher = _build_teacher(data.pop("teacher", None), source)
+    teacher = _build_teacher(data.pop("teacher", None), source, data.get("scale"))
     recipe = _build(Recipe, {**data, "stages": stages, "teacher": teacher}, source)
     recipe.source = source
     recipe.name = recipe.name or Path(source.removeprefix("esrkit:")).stem
@@ -262,7 +263,7 @@ _STAGE_TYPES = {"iters": "an integer", "patch": "an integer", "batch": "an integ
                 "optimizer": "a mapping", "name": "text", "scheduler": "a mapping", "grad_clip": "a number",
                 "prune": "a number", "quantize": "true or false"}
 _TEACHER_TYPES = {"weights": "text", "model": "text", "output_weight": "a number", "feature_weight": "a number",
-                  "feature_pairs": "a list"}
+                  "feature_pairs": "a list", "random_weights": "true or false"}
 
 
 def _check_types(obj: Any, expected: dict[str, str], where: str) -> None:
@@ -276,9 +277,12 @@ def _check_types(obj: Any, expected: dict[str, str], where: str) -> None:
             raise InputError(f"{where}: {key} must be {kind}, not {value!r}", param="recipe")
 
 
-def _build_teacher(raw: Any, source: str) -> Teacher | None:
-    """The recipe's ``teacher`` mapping checked whole (keys, types, weights, pairs, a zoo name) when the recipe is
-    loaded, so that a bad teacher fails before the run folder exists, not when the first stage starts."""
+def _build_teacher(raw: Any, source: str, scale: Any) -> Teacher | None:
+    """The recipe's ``teacher`` mapping checked whole (keys, types, weights, pairs, a zoo name and its released
+    weights at ``scale``, the recipe's) when the recipe is loaded, so that a bad teacher fails before the run folder
+    exists, not when the first stage starts. Nothing is downloaded here: that is the trainer's, when it builds."""
+    from ..errors import WeightsError
+    from ..hub.resolve import check_choice, released_scales_note
     from ..models import model_info
     from .losses import check_distillation
 
@@ -300,10 +304,18 @@ def _build_teacher(raw: Any, source: str) -> Teacher | None:
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
             raise InputError(f"{where}: feature_pairs holds [student, teacher] module-name pairs, not {pair!r}",
                              param="recipe")
+    if teacher.random_weights and teacher.weights:
+        raise InputError(f"{where}: give weights or random_weights (for model), not both", param="recipe")
     try:
         check_distillation(teacher.output_weight, teacher.feature_weight, teacher.feature_pairs or [])
         if teacher.model and not teacher.weights:
             model_info(teacher.model)
+            if isinstance(scale, int) and not isinstance(scale, bool):  # else the recipe's checks report the scale
+                check_choice(teacher.model, scale, random_weights=teacher.random_weights)
+    except WeightsError:  # a name means its released weights: none at this scale is a refusal, never noise
+        raise InputError(f"{where}.model: {teacher.model} ×{scale}: {released_scales_note(teacher.model)}; give "
+                         "teacher.weights (a checkpoint of it, e.g. from `esrkit train`), or random_weights: true "
+                         "for a teacher with random weights (tests, timing)", param="recipe") from None
     except InputError as exc:
         raise InputError(f"{where}: {exc.message}", param="recipe") from None
     return teacher
