@@ -46,9 +46,7 @@ class Stage:
     # A pruning round before this stage trains: remove this share of the filters of every coupled channel group
     # (L2 norm; DIPNet prunes 0.05 per round and fine-tunes between rounds), see esrkit.compress.prune.
     prune: float | None = None
-    # Quantization-aware fine-tuning: train the deploy form with the int8 model's rounding simulated in the
-    # convolutions it quantizes (esrkit.quantize.fake_quant); the stage's weights come out as plain fp32.
-    quantize: bool = False
+    quantize: bool = False  # train the deploy form with int8 rounding simulated (esrkit.quantize.fake_quant)
 
 
 @dataclass
@@ -365,8 +363,8 @@ def _check_stage_builders(stage: Stage, where: str, distill: bool = False) -> No
     keys, value types and ranges, a warm-up shorter than the stage) then refuse a bad value of any stage when the
     recipe is loaded, not when that stage starts after the ones before it have trained (and ``smoke`` can rely on
     them: a ``warmup_iters`` of ``2adan`` reached its ``int()``, found by fuzz/). The random number streams are
-    left as they were: a loss may initialise modules (the contrastive feature extractor). With a teacher the
-    distillation term is part of every stage's loss, so a stage may weigh everything else 0 (``int8_qat``)."""
+    left as they were: a loss may initialise modules (the contrastive feature extractor). A teacher's term is in
+    every stage's loss, so such a stage may weigh everything else 0 (``int8_qat``)."""
     import torch
 
     from .losses import build_loss
