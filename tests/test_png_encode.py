@@ -91,6 +91,8 @@ def test_strided_views_and_two_dimensional_grey() -> None:
     rgba = RNG.integers(0, 256, (30, 11, 4), dtype=np.uint8)
     assert np.array_equal(_pillow(_encode(rgba[..., :3], band=4)), rgba[..., :3])  # the colour of an RGBA buffer
     assert np.array_equal(_pillow(_encode(rgba[::2, ::3, 0]))[..., 0], rgba[::2, ::3, 0])
+    big_endian = RNG.integers(0, 65536, (6, 5, 3)).astype(">u2")
+    assert np.array_equal(_ffmpeg16(_encode(big_endian), 3), big_endian)
     one = np.array([[[255, 0, 7]]], np.uint8)
     assert np.array_equal(_pillow(_encode(one)), one)
 

@@ -66,7 +66,7 @@ def encode_png(fh: BinaryIO, image: np.ndarray, *, icc_profile: bytes | None = N
     """
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in COLOUR_TYPES or image.dtype not in (np.uint8, np.uint16):
+    if image.ndim != 3 or image.shape[2] not in COLOUR_TYPES or image.dtype.kind != "u" or image.dtype.itemsize > 2:
         raise InputError(f"a PNG holds H×W×C uint8 or uint16 images with 1 to 4 channels, got {image.dtype} "
                          f"{image.shape}")
     height, width, channels = image.shape
