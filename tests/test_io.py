@@ -101,6 +101,9 @@ def test_write_rejects_unknown_extension(tmp_path):
     with pytest.raises(InputError, match="xyz"):
         write_image(tmp_path / "a.xyz", RGB)
     assert not list(tmp_path.iterdir())
+    with pytest.raises(InputError, match=r"a\.png: expected an H×W×3 uint8 image, got uint8 \(2, 2, 5\)"):
+        write_image(tmp_path / "a.png", np.zeros((2, 2, 5), np.uint8))
+    assert not list(tmp_path.iterdir())
 
 
 def test_tensor_helpers_value_ranges():

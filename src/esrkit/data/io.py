@@ -257,7 +257,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, 
         raise InputError(f"{path}: cannot write {path.suffix or 'extension-less'} files; use one of "
                          f"{', '.join(sorted(_WRITE_FORMATS))}")
     array = tensor_to_image(image, value_range) if isinstance(image, torch.Tensor) else image
-    if array.dtype != np.uint8 or array.ndim not in (2, 3):
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and not 1 <= array.shape[2] <= 4):
         raise InputError(f"{path}: expected an H×W×3 uint8 image, got {array.dtype} {array.shape}")
     if fmt == "PNG":
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
