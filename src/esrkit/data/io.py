@@ -249,7 +249,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray | torch.Tensor, 
 
     PNG is written by :func:`esrkit.data.png_encode.encode_png` at zlib level 1, not Pillow's default 6: still
     lossless, and encoding was the largest cost of an upscale after the model (a 3840×2160 ×4 output on a 2-core
-    EPYC, Pillow: 0.64 s at level 1 against 2.7 s at level 6, for a file 26% larger; encode_png: 0.12-0.27 s).
+    EPYC, Pillow: 0.44-0.64 s at level 1 against 2.7 s at level 6, for a file 26% larger; encode_png: 0.15 s).
     """
     path = Path(path)
     fmt = _WRITE_FORMATS.get(path.suffix.lower())
@@ -289,8 +289,8 @@ def tensor_to_image(tensor: torch.Tensor, value_range: float = 1.0, *, out: np.n
     (transpose while scaling into it, clip and round there in place, then one converting copy into ``out``), so
     the float data is read once and never copied whole. NumPy does it on one thread: torch's own intra-op threads
     on small bands stalled for seconds when another process held the cores. For a 3840×2160 output on the
-    2-core EPYC: 0.045 s, where scaling into a new tensor, then converting, transposing and copying took
-    0.13-0.24 s.
+    2-core EPYC: 0.046 s, where scaling into a new tensor, then converting, transposing and copying took 0.11 s
+    (0.05 s against 0.16 s with another process on the cores; ``python benchmarks/image_write.py``).
     """
     if tensor.dim() == 4:
         if tensor.shape[0] != 1:

@@ -3,8 +3,9 @@
 :func:`esrkit.data.io.write_image` (animated PNG stays with Pillow).
 
 Why not Pillow: Pillow writes no 16-bit colour PNG at all, and for 8 bits it offers no choice of filter; at zlib
-level 1 its encoder took 0.57 s of a 3840×2160 ×4 upscale on the project's 2-core EPYC (the model: about 1.1 s).
-The same image here: 0.27 s on one core (file 4% larger), 0.12 s with two.
+level 1 its encoder took 0.44-0.57 s for the 3840×2160 output of a ×4 upscale on the project's 2-core EPYC (the
+model's forward: about 1.1 s). The same image here: 0.23 s on one core, 0.15 s on two, the file 4% larger
+(``python benchmarks/image_write.py``, quiet machine).
 
 What the PNG specification (ISO/IEC 15948, W3C PNG 2nd/3rd edition) fixes and this module relies on:
 
