@@ -21,6 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ import esrkit.infer.upscaler as upscaler_module
 from esrkit.checkpoint_inspect import inspect_pth
 from esrkit.checkpoints import load_checkpoint, save_checkpoint
 from esrkit.cli import main
+from esrkit.data import image_save
 from esrkit.data.io import DEFAULT_MAX_PIXELS, max_pixels, read_image, reset_max_pixels, set_max_pixels, write_image
 from esrkit.data.video import probe_video, upscale_video
 from esrkit.errors import CheckpointError, ImageReadError, InputError
@@ -512,17 +514,17 @@ def test_an_interrupted_run_leaves_only_complete_files(tmp_path: Path, monkeypat
     for i in range(5):
         _image(tmp_path / "in" / f"img{i}.png")
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out")
-    real_save = Image.Image.save
+    real_encode = image_save.encode_png  # upscale's PNG encoder
     calls = {"n": 0}
 
-    def save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
+    def encode(fh: BinaryIO, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] == 3:
-            Path(fp).write_bytes(b"\x89PNG\r\n\x1a\n half an image")  # type: ignore[arg-type]
+            fh.write(b"\x89PNG\r\n\x1a\n half an image")
             raise KeyboardInterrupt
-        real_save(self, fp, *args, **kwargs)
+        real_encode(fh, *args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(image_save, "encode_png", encode)
     with pytest.raises(KeyboardInterrupt):
         upscale_files(Upscaler(create_model("bicubic", scale=4), 4), jobs)
     monkeypatch.undo()

@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from esrkit.cli import main
 from esrkit.data.image_meta import orient, read_source, reset_orientation
-from esrkit.data.image_save import encode_png16
+from esrkit.data.png_encode import encode_png
 from esrkit.data.resize import imresize
 from esrkit.infer import Upscaler
 from esrkit.infer.image_job import upscale_alpha
@@ -288,10 +288,10 @@ def _as_tensor(array: np.ndarray) -> object:
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_encode_png16_round_trips(channels: int) -> None:
+def test_encode_png_16_bit_round_trips(channels: int) -> None:
     image = RNG.integers(0, 65536, (70, 9, channels)).astype(np.uint16)  # 70 rows: two bands and a part
     buffer = io.BytesIO()
-    encode_png16(buffer, image, icc_profile=ICC, band=32)
+    encode_png(buffer, image, icc_profile=ICC, band=32)
     buffer.seek(0)
     with av.open(buffer, format="png_pipe") as container:
         frame = next(container.decode(video=0))

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+import esrkit.data.io
 from esrkit.data.io import image_to_tensor, mod_crop, read_image, tensor_to_image, write_image
 from esrkit.errors import ImageReadError, InputError
 
@@ -75,24 +76,33 @@ def test_missing_and_corrupt_files(tmp_path):
         read_image(tmp_path / "trunc.png")
 
 
-def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
-    target = tmp_path / "out.png"
+@pytest.mark.parametrize("name", ["out.png", "out.tif"])
+def test_write_is_atomic_and_leaves_nothing_on_failure(tmp_path, monkeypatch, name):
+    target = tmp_path / name
     write_image(target, RGB)
     before = target.read_bytes()
 
-    def boom(*_a, **_k):
+    def boom(fh, *_a, **_k):
+        if hasattr(fh, "write"):
+            fh.write(b"\x89PNG partial")  # a part written before the failure must not survive either
         raise RuntimeError("encoder failed")
 
-    monkeypatch.setattr(Image.Image, "save", boom)
+    if name.endswith(".png"):  # PNG is esrkit's own encoder (png_encode), the rest Pillow's
+        monkeypatch.setattr(esrkit.data.io, "encode_png", boom)
+    else:
+        monkeypatch.setattr(Image.Image, "save", lambda _self, *a, **k: boom(None))
     with pytest.raises(RuntimeError):
         write_image(target, np.zeros_like(RGB))
     assert target.read_bytes() == before  # old file untouched
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temp file left
 
 
 def test_write_rejects_unknown_extension(tmp_path):
     with pytest.raises(InputError, match="xyz"):
         write_image(tmp_path / "a.xyz", RGB)
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(InputError, match=r"a\.png: expected an H×W×3 uint8 image, got uint8 \(2, 2, 5\)"):
+        write_image(tmp_path / "a.png", np.zeros((2, 2, 5), np.uint8))
     assert not list(tmp_path.iterdir())
 
 
@@ -108,6 +118,41 @@ def test_tensor_helpers_value_ranges():
 def test_tensor_to_image_clamps_and_rounds_half_to_even():
     t = torch.tensor([[-0.5, 0.5 / 255, 1.5 / 255, 2.0]]).view(1, 1, 1, 4).repeat(1, 3, 1, 1)
     assert tensor_to_image(t)[0, :, 0].tolist() == [0, 0, 2, 255]  # numpy-style round: 0.5→0, 1.5→2
+
+
+def _reference_to_image(tensor: torch.Tensor, value_range: float = 1.0) -> np.ndarray:
+    """The formula tensor_to_image had before it worked in bands (a new tensor per step): the reference."""
+    scaled = tensor[0].float() * (255.0 / value_range)
+    return np.ascontiguousarray(scaled.clamp_(0, 255).round_().to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+@pytest.mark.parametrize("value_range", [1.0, 255.0, 3.7])
+def test_tensor_to_image_matches_the_whole_tensor_formula(monkeypatch, value_range):
+    monkeypatch.setattr(esrkit.data.io, "_TO_IMAGE_BAND", 3 * 37 * 5)  # 5 rows a band: 41 rows end in a part band
+    gen = torch.Generator().manual_seed(5)
+    scaled = torch.rand(1, 3, 41, 37, generator=gen) * 384 - 64  # after scaling: a sixth below 0, a sixth above 255
+    scaled.view(-1)[::3] = torch.randint(-3, 259, (-(-scaled.numel() // 3),), generator=gen).float() + 0.5
+    x = scaled * (value_range / 255.0)  # at 255 the ties are exactly k + 0.5, elsewhere within float rounding
+    before = x.clone()
+    expected = _reference_to_image(x, value_range)
+    assert np.array_equal(tensor_to_image(x, value_range), expected)
+    assert torch.equal(x, before)  # the caller's tensor is not touched
+    if value_range == 255.0:
+        hwc = scaled[0].permute(1, 2, 0).numpy()
+        ties = (hwc % 1 == 0.5) & (hwc > 0) & (hwc < 255)
+        assert ties.sum() > 1000 and (expected[ties] % 2 == 0).all()  # k + 0.5 went to the even neighbour
+        assert (expected[hwc < 0] == 0).all() and (expected[hwc > 255] == 255).all()
+    half = x.half()
+    assert np.array_equal(tensor_to_image(half, value_range), _reference_to_image(half, value_range))
+
+
+def test_tensor_to_image_fills_out_in_place():
+    t = image_to_tensor(RGB)
+    rgba = np.full((12, 10, 4), 7, np.uint8)
+    assert tensor_to_image(t, out=rgba[..., :3]) is not None
+    assert np.array_equal(rgba[..., :3], RGB) and (rgba[..., 3] == 7).all()
+    with pytest.raises(InputError, match="out must be"):
+        tensor_to_image(t, out=np.zeros((12, 10, 4), np.uint8))
 
 
 def test_mod_crop():

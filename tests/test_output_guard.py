@@ -23,13 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from esrkit.checkpoints import save_checkpoint
 from esrkit.cli import main
+from esrkit.data import image_save
 from esrkit.data.io import write_image
 from esrkit.errors import InputError, OutputError
 from esrkit.fileio import atomic_path, write_text_atomic
@@ -146,7 +147,7 @@ def test_a_system_error_while_writing_names_the_output(where: str, code: int, ne
 
     target = {"save": "a.png", "mkstemp": "b.json", "replace": "c.json"}[where]
     if where == "save":
-        monkeypatch.setattr(Image.Image, "save", fail)
+        monkeypatch.setattr("esrkit.data.io.encode_png", fail)  # write_image's PNG encoder
     elif where == "mkstemp":
         monkeypatch.setattr("tempfile.mkstemp", fail)
     else:
@@ -164,13 +165,13 @@ def test_a_system_error_while_writing_names_the_output(where: str, code: int, ne
 def test_a_full_disk_under_o_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     _image(tmp_path / "in" / "a.png")
-    real_save = Image.Image.save
+    real_encode = image_save.encode_png  # upscale's PNG encoder
 
-    def save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        real_save(self, fp, *args, **kwargs)  # the bytes went out, then the disk filled before the close
+    def encode(fh: BinaryIO, *args: Any, **kwargs: Any) -> None:
+        real_encode(fh, *args, **kwargs)  # the bytes went out, then the disk filled before the close
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(image_save, "encode_png", encode)
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic"])
     err = _one_line_error(capsys)
     assert code == 2 and f"cannot write {tmp_path / 'out' / 'a.png'}: No space left on device" in err, err

@@ -181,11 +181,11 @@ class Upscaler:
             return (torch.from_numpy(tile).permute(2, 0, 1)[None] / 65535.0).to(self.device, self.dtype)
 
         def write(rows: slice, cols: slice, sr: torch.Tensor) -> None:
-            sr = sr.float().clamp_(0, 1)
             if deep:
+                sr = sr.float().clamp_(0, 1)
                 out[rows, cols] = sr[0].mul_(65535.0).round_().to(torch.int32).permute(1, 2, 0).cpu().numpy()
-            else:
-                out[rows, cols] = tensor_to_image(sr)
+            else:  # clips to [0, 1] itself, rounding straight into ``out`` (a band at a time, no whole copy)
+                tensor_to_image(sr, out=out[rows, cols])
 
         self._run(read, write, h, w)
         return out
