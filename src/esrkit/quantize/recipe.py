@@ -53,9 +53,9 @@ esrkit_x4       31.197 / 28.023  31.027 / 27.951 (−0.170/−0.072)  31.130 / 2
 ==============  ===============  ===============================  ===============================
 
 For ONNX Runtime (``--backend onnxruntime``, the same fine-tuning) esrkit_x4 gives 31.135 / 27.977, within
-0.005 dB of OpenVINO. The simulation has to be NNCF's grid to the digit: on a 7-bit grid of step ``max|w| / 63`` instead of NNCF's
-``max|w| / 63.5`` the same fine-tuning gave RLFN-NTIRE 32.014 / 28.523 through OpenVINO although its own simulated
-Set5 was 32.06 (weights settled on one grid's levels, rounded on the other's).
+0.005 dB of OpenVINO. The simulation has to be NNCF's grid to the digit: on a 7-bit grid of step ``max|w| / 63``
+instead of NNCF's ``max|w| / 63.5`` the same fine-tuning gave RLFN-NTIRE 32.014 / 28.523 through OpenVINO
+although its own simulated Set5 was 32.06 (weights settled on one grid's levels, rounded on the other's).
 
 **Reverting int8 layers by accuracy control does not close it within the speed budget.** NNCF's
 ``quantize_with_accuracy_control`` (OpenVINO backend, starting from this recipe, validation = mean Y-PSNR on 12
