@@ -42,8 +42,7 @@ from torch import nn
 
 from ..errors import InputError
 
-__all__ = ["FakeQuantConv2d", "calibrate", "int8_convolutions", "is_prepared", "prepare_qat", "quantized_conv_count",
-           "strip_qat"]
+__all__ = ["FakeQuantConv2d", "calibrate", "int8_convolutions", "is_prepared", "prepare_qat", "strip_qat"]
 
 WEIGHT_QMIN, WEIGHT_QMAX = -64, 64  # NNCF's overflow fix: 7-bit weights (see the module docstring)
 WEIGHT_STEP_DIVISOR = 63.5
@@ -166,7 +165,4 @@ def strip_qat(model: nn.Module) -> nn.Module:
             setattr(parent, child, module.conv)
     return model
 
-
-def quantized_conv_count(model: nn.Module) -> int:
-    return sum(isinstance(m, FakeQuantConv2d) for m in model.modules())
 
