@@ -164,5 +164,3 @@ def strip_qat(model: nn.Module) -> nn.Module:
             parent = model.get_submodule(parent_name) if parent_name else model
             setattr(parent, child, module.conv)
     return model
-
-
