@@ -54,6 +54,13 @@ def weights_mirror_folder(folder: Path) -> Path:
     return folder
 
 
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """What a command wrote to stderr, asserted to be one line (the project's rule for bad input)."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
 def randomize_weights(model: nn.Module, seed: int = 0, gain: float = 0.7, bias: float = 0.1, *,
                       unit_gains: Sequence[str] = (), batchnorm: bool = False) -> nn.Module:
     """Overwrite every parameter of ``model`` with seeded noise, so that no re-parameterization branch or bias is a

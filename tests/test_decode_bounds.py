@@ -27,7 +27,7 @@ from esrkit.errors import ImageReadError, InputError
 from esrkit.infer import Upscaler
 from esrkit.infer.jobs import plan_jobs, upscale_files
 from esrkit.models import create_model
-from helpers import REPO
+from helpers import REPO, one_line_error
 from jpeg_cases import progressive_jpeg, scan_count, with_repeated_scan, with_size
 
 RNG = np.random.default_rng(18)
@@ -38,12 +38,6 @@ def _default_limit() -> None:
     reset_max_pixels()
     yield
     reset_max_pixels()
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 def _bomb(path: Path, side: int, scans: int) -> Path:
@@ -82,7 +76,7 @@ def test_the_bomb_on_the_command_line_is_one_line_exit_2_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bomb = _bomb(tmp_path / "bomb.jpg", 6000, 10_000)  # ×4 stays under the output limit: the scans refuse it
     code = main(["upscale", str(bomb), "-o", str(tmp_path / "out"), "--model", "bicubic", "--device", "cpu"])
-    assert code == 2 and "decode-time bomb" in _one_line_error(capsys)
+    assert code == 2 and "decode-time bomb" in one_line_error(capsys)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
@@ -162,7 +156,7 @@ def test_format_side_limits_are_checked_before_any_work(fmt: str, width: int, ne
     write_image(tmp_path / "in" / "b_wide.png", RNG.integers(0, 256, (2, width, 3), dtype=np.uint8))
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic", "--device",
                  "cpu", "--format", fmt])
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert code == 2 and f"--format: {tmp_path / 'in' / 'b_wide.png'}" in err and needle in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
@@ -180,4 +174,4 @@ def test_training_data_with_a_bomb_header_is_one_line(tmp_path: Path, capsys: py
                       "    optimizer: {name: adam, lr: 1.0e-3}\n")
     code = main(["train", str(recipe), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"),
                  "--device", "cpu"])
-    assert code == 2 and "b.png: image header" in _one_line_error(capsys)
+    assert code == 2 and "b.png: image header" in one_line_error(capsys)

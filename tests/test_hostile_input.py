@@ -39,7 +39,7 @@ from esrkit.errors import CheckpointError, ImageReadError, InputError
 from esrkit.infer import Upscaler
 from esrkit.infer.jobs import plan_jobs, upscale_files
 from esrkit.models import create_model
-from helpers import REPO, SHARED
+from helpers import REPO, SHARED, one_line_error
 
 RNG = np.random.default_rng(12)
 PEAK_LIMIT_BYTES = 500 * 1024 * 1024  # the issue's bound for the decompression-bomb runs
@@ -72,12 +72,6 @@ def _png_bomb(path: Path, width: int = 100_000, height: int = 100_000) -> Path:
     rows = zlib.compress(b"\x00" * (1 + 3 * width) * 2, 9)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", rows) + _chunk(b"IEND", b""))
     return path
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 def _no_partial_files(root: Path) -> bool:
@@ -217,7 +211,7 @@ def test_a_stream_longer_than_the_frame_limit_stops_with_nothing_written(tmp_pat
     assert upscale_video(clip, tmp_path / "x.mkv", _double, frame_limit=8).frames == 8
     monkeypatch.setenv("ESRKIT_MAX_FRAMES", "5")
     code = main(["upscale", str(clip), "-o", str(tmp_path / "out"), "--model", "bicubic", "--device", "cpu"])
-    assert code == 2 and "more than 5 frames" in _one_line_error(capsys)
+    assert code == 2 and "more than 5 frames" in one_line_error(capsys)
     assert not (tmp_path / "out" / "clip.mkv").exists() and _no_partial_files(tmp_path / "in")
 
 
@@ -325,7 +319,7 @@ def test_checkpoint_declaring_more_than_it_holds_is_refused_before_allocating(
     with pytest.raises(CheckpointError, match=needle):
         load_checkpoint(path)
     assert main(["convert", str(path), str(tmp_path / "out.safetensors")]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert str(path) in err and "'w'" in err and not (tmp_path / "out.safetensors").exists()
 
 
@@ -349,7 +343,7 @@ def test_truncated_safetensors_names_the_file_and_tensor(tmp_path: Path, capsys:
     for args in (["convert", str(path), str(tmp_path / "out.safetensors")],
                  ["evaluate", "--weights", str(path), "--data", str(data_dir)]):
         assert main(args) == 2
-        err = _one_line_error(capsys)
+        err = one_line_error(capsys)
         assert "model.safetensors: tensor '" in err and "truncated" in err, err
     path.write_bytes(data[:5])
     with pytest.raises(CheckpointError, match="too short for a safetensors file"):
@@ -369,13 +363,13 @@ def test_non_finite_weights_are_refused_unless_allowed(tmp_path: Path, capsys: p
         load_checkpoint(path)
     out = tmp_path / "out.safetensors"
     assert main(["convert", str(path), str(out)]) == 2
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert "diverged.pth" in err and key in err and not out.exists()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     _image(data_dir / "a.png")
     assert main(["evaluate", "--weights", str(path), "--data", str(data_dir)]) == 2
-    assert key in _one_line_error(capsys)
+    assert key in one_line_error(capsys)
     assert main(["convert", str(path), str(out), "--allow-nonfinite"]) == 0
     loaded = load_checkpoint(out, allow_nonfinite=True)
     assert not bool(torch.isfinite(loaded.state_dict()[key]).all())
@@ -421,7 +415,7 @@ def test_symlinked_output_file_pointing_elsewhere_is_refused(tmp_path: Path,
     (tmp_path / "out" / "a.png").symlink_to(victim)
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic",
                  "--device", "cpu", "--overwrite"])
-    assert code == 2 and "would be written outside" in _one_line_error(capsys)
+    assert code == 2 and "would be written outside" in one_line_error(capsys)
     assert victim.read_bytes() == before
 
 

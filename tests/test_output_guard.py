@@ -36,7 +36,7 @@ from esrkit.errors import InputError, OutputError
 from esrkit.fileio import atomic_path, write_text_atomic
 from esrkit.models import create_model
 from esrkit.output_guard import STALE_AFTER_S, remove_stale_parts, temp_prefix
-from helpers import REPO, write_noise_clip
+from helpers import REPO, one_line_error, write_noise_clip
 
 RNG = np.random.default_rng(181)
 
@@ -44,12 +44,6 @@ RNG = np.random.default_rng(181)
 def _image(path: Path, h: int = 16, w: int = 12) -> Path:
     write_image(path, RNG.integers(0, 256, (h, w, 3), dtype=np.uint8))
     return path
-
-
-def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 def _device(path: Path) -> None:
@@ -101,7 +95,7 @@ def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_was(
             "upscale-file": ["upscale", str(_image(tmp_path / "in.png")), "-o", str(out), "--model", "bicubic",
                              "--overwrite"]}[command]
     code = main(args)
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert code == 2 and f"{out} exists and is a" in err and "refusing to replace it" in err, err
     assert _snapshot(out) == before
 
@@ -117,7 +111,7 @@ def test_an_o_folder_entry_named_like_an_output_is_refused_not_skipped(
     before = _snapshot(tmp_path / "out" / "b.png")
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic",
                  "--device", "cpu", *(["--overwrite"] if overwrite else [])])
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert code == 2 and "b.png exists and is a" in err, err
     assert _snapshot(tmp_path / "out" / "b.png") == before
     assert not (tmp_path / "out" / "a.png").exists()  # refused before any work
@@ -173,7 +167,7 @@ def test_a_full_disk_under_o_is_one_line_exit_2(tmp_path: Path, capsys: pytest.C
 
     monkeypatch.setattr(image_save, "encode_png", encode)
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic"])
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert code == 2 and f"cannot write {tmp_path / 'out' / 'a.png'}: No space left on device" in err, err
     assert not (tmp_path / "out").exists()  # no partial file, and the folder this run made is gone again
 
@@ -185,7 +179,7 @@ def test_an_output_name_past_name_max_is_refused_before_work(tmp_path: Path,
     _image(tmp_path / "in" / name)
     code = main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bicubic",
                  "--format", "webp"])
-    err = _one_line_error(capsys)
+    err = one_line_error(capsys)
     assert code == 2 and "is 256 bytes, over the file system's limit of 255 (NAME_MAX)" in err, err
     assert not (tmp_path / "out").exists()
 
